@@ -1,0 +1,1 @@
+"""Model folders in the transformers single-model-folder layout."""
