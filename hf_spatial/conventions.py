@@ -170,9 +170,7 @@ def mirror_foa(foa: np.ndarray, plane: MirrorPlane, axis: int = 0) -> np.ndarray
     return np.moveaxis(foa, 0, axis)
 
 
-def mirror_direction(
-    azimuth_deg: float, elevation_deg: float, plane: MirrorPlane
-) -> tuple[float, float]:
+def mirror_direction(azimuth_deg: float, elevation_deg: float, plane: MirrorPlane) -> tuple[float, float]:
     """Direction of a source after `mirror_foa(..., plane)`."""
     if plane == "left_right":
         return wrap_azimuth(-azimuth_deg), elevation_deg
@@ -216,5 +214,5 @@ def relative_direction(position_a: np.ndarray, position_b: np.ndarray) -> tuple[
 
 
 def relative_sector(position_a: np.ndarray, position_b: np.ndarray) -> Sector:
-    """"A relative to B": the sector of the azimuth of pos(A) - pos(B) in the listener frame."""
+    """ "A relative to B": the sector of the azimuth of pos(A) - pos(B) in the listener frame."""
     return azimuth_to_sector(relative_direction(position_a, position_b)[0])

@@ -10,8 +10,18 @@ import platform
 import shutil
 
 PACKAGES = (
-    "hf-spatial", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "huggingface-hub",
-    "pyroomacoustics", "soundfile", "numpy", "scipy",
+    "hf-spatial",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "accelerate",
+    "huggingface-hub",
+    "pyroomacoustics",
+    "soundfile",
+    "numpy",
+    "scipy",
 )
 # Tools used when present: espeak-ng for the procedural speech-like sources, apt-get/dpkg-deb for the Debian
 # sound bank.

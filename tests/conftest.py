@@ -21,7 +21,11 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = True, timeout: fl
     full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "hf_spatial", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -79,7 +79,7 @@ def test_spherical_cartesian_round_trip():
 
 
 def test_cartesian_edge_cases():
-    az, el, r = C.cartesian_to_spherical(np.array([-1.0, 0.0, 0.0]))
+    az, el, _r = C.cartesian_to_spherical(np.array([-1.0, 0.0, 0.0]))
     assert float(az) == 180.0  # never -180
     az, el, _ = C.cartesian_to_spherical(np.array([0.0, 0.0, 2.0]))
     assert (float(az), float(el)) == (0.0, 90.0)
@@ -150,9 +150,20 @@ def test_mirror_directions():
 @pytest.mark.parametrize(
     ("az", "sector"),
     [
-        (0, "front"), (45, "front"), (45.001, "left"), (90, "left"), (135, "left"), (135.5, "back"),
-        (180, "back"), (-180, "back"), (-135, "back"), (-134.9, "right"), (-90, "right"), (-45, "right"),
-        (-44.9, "front"), (405, "front"),
+        (0, "front"),
+        (45, "front"),
+        (45.001, "left"),
+        (90, "left"),
+        (135, "left"),
+        (135.5, "back"),
+        (180, "back"),
+        (-180, "back"),
+        (-135, "back"),
+        (-134.9, "right"),
+        (-90, "right"),
+        (-45, "right"),
+        (-44.9, "front"),
+        (405, "front"),
     ],
 )
 def test_sector_boundaries(az, sector):
