@@ -29,7 +29,8 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = True, timeout: fl
     )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"hf-spatial {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            f"hf-spatial {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
 

@@ -25,6 +25,7 @@ def test_unknown_subcommand_fails():
 def test_import_does_not_load_heavy_optional_stacks():
     # `import hf_spatial` must stay light (target < 3 s, measured by hand): the simulator, trainers and
     # dataset stacks load on use only.
-    code = "import sys, hf_spatial; print(sorted(m for m in ('pyroomacoustics', 'trl', 'datasets', 'peft') if m in sys.modules))"
+    heavy = ("pyroomacoustics", "trl", "datasets", "peft")
+    code = f"import sys, hf_spatial; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
