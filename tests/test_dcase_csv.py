@@ -103,7 +103,7 @@ def test_frame_time_conversion():
         ("-1,1,0,10,0\n", r"frame must be >= 0"),
         ("0,1,0,270,0\n", r"azimuth 270.0 outside \[-180, 180\].*wrap_azimuth"),
         ("0,1,0,10,95\n", r"elevation 95.0 outside \[-90, 90\]"),
-        ("0,1,0,10,0,-2\n", r"distance must be >= 0"),
+        ("0,1,0,10,0,-2\n", r"distance must be finite and >= 0"),
         ("0,1,0,nan,0\n", r"azimuth must be finite"),
         ("0,1,0,0,0,0,1\n", r"has no direction"),
     ],
@@ -124,3 +124,18 @@ def test_class_range_unit_and_missing_file_errors(tmp_path):
     bad.write_text("0,1,0,10,0\n0,1,x,10,0\n")
     with pytest.raises(ValueError, match=r"bad\.csv:2: source index 'x'"):
         read_dcase_csv(bad)
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (SELDEvent(0, 0, 200.0, 0.0), r"frame 3: azimuth 200.0 outside \[-180, 180\]"),
+        (SELDEvent(0, 0, 0.0, -91.0), r"frame 3: elevation -91.0 outside"),
+        (SELDEvent(0, 0, 0.0, 0.0, float("inf")), r"frame 3: distance must be finite"),
+        (SELDEvent(-1, 0, 0.0, 0.0), r"frame 3: class and source indices must be >= 0"),
+        ((0, 0, 0.0), r"\(class_idx, source_idx, azimuth, elevation\[, distance\]\), got 3 values"),
+    ],
+)
+def test_writer_refuses_what_the_reader_would_reject(event, message):
+    with pytest.raises(ValueError, match=message):
+        format_dcase_csv({3: [event]})

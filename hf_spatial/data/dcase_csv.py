@@ -158,17 +158,23 @@ def _parse_row(fields: list[str], where: str, distance_unit: DistanceUnit, num_c
         elevation = _parse_float(fields[first_angle + 1], "elevation", where)
         if n == 6:
             distance = _parse_float(fields[5], "distance", where)
-    if not -180.0 <= azimuth <= 180.0:
-        raise ValueError(
-            f"{where}: azimuth {azimuth} outside [-180, 180] degrees; wrap it with hf_spatial.conventions.wrap_azimuth."
-        )
-    if not -90.0 <= elevation <= 90.0:
-        raise ValueError(f"{where}: elevation {elevation} outside [-90, 90] degrees.")
     if distance is not None:
-        if distance < 0:
-            raise ValueError(f"{where}: distance must be >= 0, got {distance}.")
         distance /= _UNITS_PER_METRE[distance_unit]
-    return frame, SELDEvent(class_idx, source_idx, azimuth, elevation, distance)
+    event = SELDEvent(class_idx, source_idx, azimuth, elevation, distance)
+    _check_angles_and_distance(event, where)
+    return frame, event
+
+
+def _check_angles_and_distance(event: SELDEvent, where: str) -> None:
+    if not -180.0 <= event.azimuth <= 180.0:
+        raise ValueError(
+            f"{where}: azimuth {event.azimuth} outside [-180, 180] degrees; wrap it with "
+            "hf_spatial.conventions.wrap_azimuth."
+        )
+    if not -90.0 <= event.elevation <= 90.0:
+        raise ValueError(f"{where}: elevation {event.elevation} outside [-90, 90] degrees.")
+    if event.distance is not None and not (math.isfinite(event.distance) and event.distance >= 0):
+        raise ValueError(f"{where}: distance must be finite and >= 0, got {event.distance}.")
 
 
 def parse_dcase_csv(
@@ -231,6 +237,9 @@ def format_dcase_csv(labels: Mapping[int, Sequence[SELDEvent]], *, distance_unit
         if int(frame) != frame or frame < 0:
             raise ValueError(f"Frame indices must be integers >= 0, got {frame!r}.")
         for event in map(_as_event, labels[frame]):
+            if event.class_idx < 0 or event.source_idx < 0:
+                raise ValueError(f"frame {frame}: class and source indices must be >= 0, got {event!r}.")
+            _check_angles_and_distance(event, f"frame {frame}")
             fields = [
                 str(int(frame)),
                 str(int(event.class_idx)),
