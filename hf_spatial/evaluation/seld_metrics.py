@@ -1,9 +1,11 @@
 """DCASE SELD metrics: the 2023 (ER20, F20, LE_CD, LR_CD) and 2024 (F20, DOAE, RDE) definitions.
 
-Both follow the official task 3 baselines (sharathadavanne/seld-dcase2023 `SELD_evaluation_metrics.SELDMetrics`,
-partha2409/DCASE2024_seld_baseline `SELDMetrics`), re-implemented here on frame-wise labels
-(`hf_spatial.data.dcase_csv.FrameLabels`). Counts accumulate over all files before the scores are computed, and
-scores are macro averages over the `num_classes` classes.
+Both re-implement the official task 3 baselines on frame-wise labels (`hf_spatial.data.dcase_csv.FrameLabels`):
+2023 = `SELD_evaluation_metrics.SELDMetrics` of the DCASE 2022/2023 baselines (kept as `SELDMetricsSegmentLevel`
+in the 2024 baseline), 2024 = `SELDMetrics` of partha2409/DCASE2024_seld_baseline with its default parameters
+(macro average, lad_doa_thresh 20, lad_reldist_thresh 1.0, lad_dist_thresh inf, frame-wise). Counts accumulate
+over all files before the scores are computed; scores are macro averages over the `num_classes` classes (over
+the classes with any reference or prediction when `ignore_absent_classes=True`).
 
 Matching: in each frame, the references and predictions of one class are paired by the Hungarian algorithm on
 their angular distance (`conventions.angular_distance`); extra references are false negatives and extra
@@ -14,15 +16,20 @@ DCASE 2023 (`seld_metrics_2023`): evaluated in 1 s segments of 10 label frames. 
 as many reference (prediction) tracks as its largest number of simultaneous events in one frame. Each reference
 track (the reference's position in its frame's list, as in the baseline) gets the mean angular error of its
 frame-wise matches; that counts as a localisation TP (LE_CD, LR_CD) and as a detection TP if <= 20 deg, else as
-a spatial FP. More predicted than reference tracks adds FPs, fewer adds FNs. F = TP / (TP + FP_spatial +
-(FP + FN) / 2); LE_CD = mean matched error (180 deg for a class without any match); LR_CD = matched /
-(matched + FN). SELD score = mean(ER, 1 - F, LE_CD / 180, 1 - LR_CD).
+a spatial FP. More predicted than reference tracks adds FPs, fewer adds FNs; a class active on both sides but
+never in the same frame adds the number of predicted tracks as FNs (the baseline's rule). F = TP / (TP +
+FP_spatial + (FP + FN) / 2); LE_CD = mean matched error (180 deg for a class without any match); LR_CD =
+matched / (matched + FN). SELD score = mean(ER, 1 - F, LE_CD / 180, 1 - LR_CD).
 
 DCASE 2024 (`seld_metrics_2024`): frame-wise at 100 ms, no segments. A matched pair is a detection TP only when
 its angular error is <= 20 deg AND its relative distance error |d_pred - d_ref| / d_ref is <= 1.0 (failing
 either makes it a spatial FP). DOAE and RDE average over all same-class matched pairs (the baseline's
 class-aware TPs, without the thresholds); classes without a match are left out of their macro average (NaN).
 SELD score = per-class mean of (1 - F, DOAE / 180, RDE) ignoring NaN, averaged over classes.
+
+One deliberate difference: a clip spans every labelled frame of reference and prediction (or `num_frames`),
+whereas the baselines take the last reference frame index as the clip length: they ignore false alarms after
+the last reference event, and the 2024 baseline also drops that last frame.
 """
 
 from __future__ import annotations
