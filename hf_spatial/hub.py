@@ -508,7 +508,7 @@ def find_leaks(folder: Path, paths: Iterable[str], token: str | None = None) -> 
             for match in LOCAL_PATH_PATTERN.finditer(text):
                 problems.append(f"{rel}: local path {_context(text, match.start())!r}")
             for root in local_roots:
-                if root in text and not LOCAL_PATH_PATTERN.search(text):
+                if root in text:
                     problems.append(f"{rel}: local path {_context(text, text.index(root))!r}")
     return list(dict.fromkeys(problems))
 
@@ -533,20 +533,15 @@ def _texts(path: Path) -> Iterator[str]:
 
 
 def _parquet_strings(path: Path) -> Iterator[str]:
-    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
-    yield json.dumps((parquet.schema_arrow.metadata or {}).get(b"huggingface", b"").decode())
+    yield (parquet.schema_arrow.metadata or {}).get(b"huggingface", b"").decode()
     for batch in parquet.iter_batches(batch_size=4096):
         for column in batch.columns:
             for array in _string_leaves(column):
-                if len(array):
-                    yield "\n".join(value for value in pc.drop_null(array).to_pylist())
-            del column
-        del batch
-    del pa
+                yield "\n".join(pc.drop_null(array).to_pylist())
 
 
 def _string_leaves(array) -> Iterator:

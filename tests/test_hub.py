@@ -535,3 +535,18 @@ def test_cli_dry_run_and_errors(model_dir, tmp_path):
     assert bad.returncode == 2 and "invalid --repo-id 'a/b/c'" in bad.stderr and "Traceback" not in bad.stderr
     missing = run_cli("publish", "dataset", str(tmp_path / "nope"), "--repo-id", "a/b", "--dry-run", check=False)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_local_paths_inside_parquet_strings_are_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "scenes"
+    _tiny_dataset(folder)
+    import pyarrow.parquet as pq
+
+    shard = folder / "data" / "test-00000-of-00001.parquet"
+    table = pq.read_table(shard)
+    scenes = [json.loads(text) for text in table.column("scene").to_pylist()]
+    scenes[0]["sources"][0]["clip_id"] = "/home/alice/clips/knock.wav"
+    table = table.set_column(table.schema.get_field_index("scene"), "scene", [[json.dumps(s) for s in scenes]])
+    pq.write_table(table, shard)
+    with pytest.raises(ValueError, match=r"test-00000-of-00001\.parquet: local path"):
+        hub.stage_dataset(folder, tmp_path / "stage")
