@@ -52,7 +52,8 @@ def direction_open_answer(context: SceneContext, index: int) -> str:
 
 @register_task("l1_identify_class", 1, "Which of four sound classes is present in the scene.")
 def identify_class(context: SceneContext, rng: np.random.Generator) -> Draft | None:
-    index = int(rng.integers(context.num_sources))
+    n = context.num_sources
+    index = int(rng.integers(n))
     absent = context.absent_labels(3, rng)
     if absent is None:
         return None
@@ -65,7 +66,7 @@ def identify_class(context: SceneContext, rng: np.random.Generator) -> Draft | N
     return Draft(
         question=question,
         options=[context.phrase(index)] + [label_phrase(label) for label in absent],
-        open_answer=f"{context.phrase(index)} is present; sources: {', '.join(context.phrase(i) for i in range(context.num_sources))}",
+        open_answer=f"{context.phrase(index)} is present; sources: {', '.join(map(context.phrase, range(n)))}",
     )
 
 
