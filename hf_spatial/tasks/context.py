@@ -5,7 +5,7 @@ All geometry comes from `hf_spatial.conventions` through `SceneSpec`; nothing he
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from hf_spatial.acoustics.scene import SceneSpec, SourceSpec
 from hf_spatial.conventions import azimuth_to_sector, sector_boundary_margin, wrap_azimuth
+from hf_spatial.tasks.options import quantile_lattice
 from hf_spatial.tasks.vocabulary import label_phrase, sample_absent_labels
 
 # A direction closer than this to a sector boundary has no single right sector: the task skips the scene.
@@ -48,6 +49,7 @@ class SceneContext:
 
     scene: SceneSpec
     vocabulary: Mapping[str, float]
+    priors: Mapping[str, np.ndarray] = field(default_factory=dict)
     _phrases: list[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +86,17 @@ class SceneContext:
         """Every source in its own sector, each clear of the boundaries."""
         sectors = [self.sector(i) for i in range(self.num_sources)]
         return len(set(sectors)) == len(sectors) and all(self.sector_clear(i) for i in range(self.num_sources))
+
+    def numeric_options(
+        self, key: str, gold: float, rng: np.random.Generator, quantum: float, ladder: Callable[[], list[float] | None]
+    ) -> list[float] | None:
+        """Quartile-lattice options from the dataset prior for `key` when there is one, else `ladder()`."""
+        reference = self.priors.get(key)
+        if reference is not None:
+            values = quantile_lattice(gold, reference, rng, quantum)
+            if values is not None:
+                return values
+        return ladder()
 
     def absent_labels(self, count: int, rng: np.random.Generator) -> list[str] | None:
         """`count` vocabulary labels that do not sound like any source of the scene."""

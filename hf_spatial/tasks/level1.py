@@ -73,9 +73,9 @@ def identify_class(context: SceneContext, rng: np.random.Generator) -> Draft | N
 @register_task("l1_count_sources", 1, "How many distinct sound sources the scene contains.")
 def count_sources(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     count = context.num_sources
-    # Four consecutive counts containing the gold at a random rank (never below one source).
-    start = int(rng.integers(max(1, count - 3), count + 1))
-    values = [start + j for j in range(4)]
+    # Always the same four counts: with at most three sources, a shifting window would reveal the answer by
+    # which counts it shows.
+    values = [1, 2, 3, 4]
     question = _templates(
         rng,
         "How many distinct sound sources are active in this scene?",
@@ -144,7 +144,10 @@ def elevation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     if index is None:
         return None
     name = context.phrase(index)
-    values = linear_ladder(context.sources[index].elevation, 15.0, rng, low=-90.0, high=90.0, quantum=5.0)
+    gold = context.sources[index].elevation
+    values = context.numeric_options(
+        "elevation_deg", gold, rng, 5.0, lambda: linear_ladder(gold, 15.0, rng, low=-90.0, high=90.0, quantum=5.0)
+    )
     if values is None:
         return None
     question = _templates(
@@ -166,7 +169,8 @@ def distance(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     index = _pick(rng, [i for i in range(context.num_sources) if context.named(i)])
     if index is None:
         return None
-    values = ratio_ladder(context.sources[index].distance, 1.4, rng, quantum=0.1)
+    gold = context.sources[index].distance
+    values = context.numeric_options("distance_m", gold, rng, 0.1, lambda: ratio_ladder(gold, 1.4, rng, quantum=0.1))
     if values is None:
         return None
     name = context.phrase(index)
@@ -212,7 +216,7 @@ def onset_order(context: SceneContext, rng: np.random.Generator) -> Draft | None
 @register_task("l1_room_reverberation", 1, "The room's reverberation time RT60, among four values in ratio 1.5.")
 def room_reverberation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     rt60 = context.scene.room.rt60
-    values = ratio_ladder(rt60, 1.5, rng, quantum=0.05)
+    values = context.numeric_options("rt60_s", rt60, rng, 0.05, lambda: ratio_ladder(rt60, 1.5, rng, quantum=0.05))
     if values is None:
         return None
     question = _templates(

@@ -210,7 +210,9 @@ def angular_separation(context: SceneContext, rng: np.random.Generator) -> Draft
     a, b = pair
     sa, sb = context.sources[a], context.sources[b]
     angle = float(angular_distance(sa.azimuth, sa.elevation, sb.azimuth, sb.elevation))
-    values = linear_ladder(angle, 30.0, rng, low=0.0, high=180.0, quantum=5.0)
+    values = context.numeric_options(
+        "separation_deg", angle, rng, 5.0, lambda: linear_ladder(angle, 30.0, rng, low=0.0, high=180.0, quantum=5.0)
+    )
     if values is None:
         return None
     name_a, name_b = context.phrase(a), context.phrase(b)

@@ -130,6 +130,15 @@ PLACE_MARGIN = 1
 MIN_CUES = 2
 
 
+def likely_place(labels: list[str], rt60: float) -> str | None:
+    """The place the cues point to, or None when they are too weak or tie."""
+    scores = place_scores(labels, rt60)
+    best, second = sorted(scores, key=lambda place: -scores[place])[:2]
+    if scores[best] < MIN_CUES or scores[best] - scores[second] < PLACE_MARGIN:
+        return None
+    return best
+
+
 def place_scores(labels: list[str], rt60: float) -> dict[str, int]:
     """Cue count per place: sources of a matching class, plus one if the reverberation fits."""
     return {
@@ -140,13 +149,15 @@ def place_scores(labels: list[str], rt60: float) -> dict[str, int]:
 
 @register_task("l3_scene_abduction", 3, "What kind of place the scene is, from its sources and reverberation.")
 def scene_abduction(context: SceneContext, rng: np.random.Generator) -> Draft | None:
-    scores = place_scores(context.scene.labels, context.scene.room.rt60)
-    ranked = sorted(scores, key=lambda place: -scores[place])
-    best, second = ranked[0], ranked[1]
-    if scores[best] < MIN_CUES or scores[best] - scores[second] < PLACE_MARGIN:
+    best = likely_place(context.scene.labels, context.scene.room.rt60)
+    if best is None:
         return None
     others = [place for place in PLACES if place != best]
-    distractors = [others[i] for i in rng.choice(len(others), size=3, replace=False)]
+    # Distractors as often as each place is an answer in the dataset (prior), so no place is a likelier guess.
+    weights = context.priors.get("place_frequency")
+    weights = np.ones(len(PLACES)) if weights is None else np.asarray(weights, dtype=np.float64) + 1e-3
+    p = np.array([weights[list(PLACES).index(place)] for place in others])
+    distractors = [others[i] for i in rng.choice(len(others), size=3, replace=False, p=p / p.sum())]
     question = _templates(
         rng,
         "Judging from the sounds and the room acoustics, where is this most likely recorded?",

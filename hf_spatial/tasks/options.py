@@ -72,3 +72,20 @@ def ratio_ladder(
     rank = _ranks(rng, feasible)
     values = ladders[rank]
     return [values[rank]] + [v for j, v in enumerate(values) if j != rank]
+
+
+def quantile_lattice(
+    gold: float, reference: np.ndarray, rng: np.random.Generator, quantum: float
+) -> list[float] | None:
+    """Four values one quarter apart in the quantiles of `reference` (sorted samples of the quantity), gold first.
+
+    Every option lies in a different quarter of the distribution the golds come from, at the gold's offset
+    within its quarter, so a text-only guess based on which values tend to be right is at chance. None if
+    rounding to `quantum` merges two values.
+    """
+    quantile = float(np.searchsorted(reference, gold, side="right")) / len(reference)
+    jitter = rng.uniform(-0.5, 0.5) / len(reference)  # break ties between equal reference values
+    levels = [(quantile + jitter + j / NUM_OPTIONS) % 1.0 for j in range(1, NUM_OPTIONS)]
+    distractors = [quantum * round(float(np.quantile(reference, q)) / quantum) for q in levels]
+    values = [quantum * round(gold / quantum), *distractors]
+    return values if len(set(values)) == NUM_OPTIONS else None

@@ -121,14 +121,17 @@ def generate_questions(
     tasks: Sequence[str] | None = None,
     *,
     vocabulary: Sequence[str] | Mapping[str, float] | None = None,
+    priors: Mapping[str, np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """All well-posed questions about `scene` for the given tasks (default: every registered task).
 
     `vocabulary` gives the labels used as absent-class distractors, ideally with the frequencies at which
     labels occur in the dataset (`vocabulary.label_frequencies`), so that no label is a likelier answer from
-    text alone; None uses the Debian sound bank classes, uniformly. Same scene and seed give the same items.
+    text alone; None uses the Debian sound bank classes, uniformly. `priors` (`priors.compute_priors` over the
+    dataset's scenes) makes numeric distractors quartiles of each quantity's distribution, so no value is a
+    likelier answer from text alone. Same scene, seed, vocabulary and priors give the same items.
     """
-    context = SceneContext(scene, as_weights(vocabulary))
+    context = SceneContext(scene, as_weights(vocabulary), dict(priors or {}))
     items = []
     for name in resolve_tasks(tasks):
         spec = TASKS[name]
