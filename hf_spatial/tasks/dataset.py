@@ -75,7 +75,6 @@ def build_question_dataset(
     overwrite: bool = False,
 ) -> dict[str, int]:
     """Write the QA dataset; returns the number of questions per split."""
-    from datasets import Dataset
     from tqdm.auto import tqdm
 
     from hf_spatial.acoustics.scene import SceneSpec
@@ -113,7 +112,7 @@ def build_question_dataset(
         if balance:
             items = balance_answers(items, seed=seed)
         counts[name] = len(items)
-        _write_split(tmp_dir / "data", name, split, items, rows_per_shard, Dataset)
+        _write_split(tmp_dir / "data", name, split, items, rows_per_shard)
         logger.info("%s: %d questions from %d scenes", name, len(items), len(scenes[name]))
     (tmp_dir / "README.md").write_text(dataset_card(counts, task_list, seed, dataset_dir), encoding="utf-8")
     if out_dir.exists():
@@ -122,22 +121,31 @@ def build_question_dataset(
     return counts
 
 
-def _write_split(
-    data_dir: Path, name: str, split: Any, items: list[dict[str, Any]], rows_per_shard: int, Dataset
-) -> None:
+def write_parquet(rows: list[dict[str, Any]], features: Any, path: Path) -> None:
+    """Write rows with their HF features in the schema metadata, without `Audio.encode_example` (which needs
+    torchcodec): audio cells are already {"bytes", "path"} structs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=features.arrow_schema), str(path))
+
+
+def _write_split(data_dir: Path, name: str, split: Any, items: list[dict[str, Any]], rows_per_shard: int) -> None:
     num_shards = max(1, -(-len(items) // rows_per_shard))
     audio_column = split["audio"] if items else []
     scene_column = split["scene"] if items else []
+    features = qa_features()
     for shard in range(num_shards):
         rows = []
         for item in items[shard * rows_per_shard : (shard + 1) * rows_per_shard]:
             row = dict(item)
             source_row = row.pop("_row")
-            row.update(audio=audio_column[source_row], split=name, scene=scene_column[source_row])
+            audio = audio_column[source_row]
+            row.update(
+                audio={"bytes": audio["bytes"], "path": audio["path"]}, split=name, scene=scene_column[source_row]
+            )
             rows.append(row)
-        Dataset.from_list(rows, features=qa_features()).to_parquet(
-            str(data_dir / f"{name}-{shard:05d}-of-{num_shards:05d}.parquet")
-        )
+        write_parquet(rows, features, data_dir / f"{name}-{shard:05d}-of-{num_shards:05d}.parquet")
 
 
 def dataset_card(counts: dict[str, int], tasks: Sequence[str], seed: int, source: Path) -> str:
