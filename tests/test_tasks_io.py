@@ -43,7 +43,7 @@ def test_twnm_reader_names_the_problem(tmp_path):
     (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": "a.wav", "question": "q"}) + "\n")
     with pytest.raises(ValueError, match=r"metadata.jsonl:1: missing fields"):
         read_twnm_benchmark(tmp_path)
-    with pytest.raises(FileNotFoundError, match="metadata.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"metadata\.jsonl"):
         read_twnm_benchmark(tmp_path / "nowhere")
 
 
