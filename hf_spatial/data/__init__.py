@@ -1,0 +1,1 @@
+"""Dataset schema, shard writer and readers of external formats (DCASE SELD CSV, STARSS23, TWNM benchmark)."""

@@ -1,0 +1,1 @@
+"""Evaluation: ASA benchmark runner, controls, baselines, SELD metrics, reports."""
