@@ -41,7 +41,7 @@ def manifest_rows() -> list[dict[str, str]]:
 
 
 def resolve_packages(packages: str | Iterable[str]) -> list[str]:
-    """"small", "all" or package names -> package names present in the manifest (error names unknown ones)."""
+    """ "small", "all" or package names -> package names present in the manifest (error names unknown ones)."""
     available = sorted({row["debian_package"] for row in manifest_rows()})
     if packages == "all":
         return available

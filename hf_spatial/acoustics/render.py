@@ -164,9 +164,7 @@ def diffuse_noise(kind: str, num_samples: int, rng: np.random.Generator) -> np.n
     return noise
 
 
-def render_scene(
-    scene: SceneSpec, bank: SourceBank, mode: str | None = None, anechoic: bool = False
-) -> np.ndarray:
+def render_scene(scene: SceneSpec, bank: SourceBank, mode: str | None = None, anechoic: bool = False) -> np.ndarray:
     """Render `scene` to (4, T) float32 AmbiX at `scene.sample_rate`.
 
     Sources play their clip from `clip_start` between `onset` and `offset`, at `gain_db`, through their RIR; diffuse

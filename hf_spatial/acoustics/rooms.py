@@ -111,7 +111,9 @@ def sample_room(rng: np.random.Generator, config: RoomSamplerConfig, room_id: st
             rng.uniform(margin, dims[1] - margin),
             rng.uniform(config.listener_height[0], min(config.listener_height[1], dims[2] - 0.3)),
         )
-        return RoomSpec(room_id=room_id, dimensions=dims, rt60=rt60, listener_position=tuple(round(v, 3) for v in listener))
+        return RoomSpec(
+            room_id=room_id, dimensions=dims, rt60=rt60, listener_position=tuple(round(v, 3) for v in listener)
+        )
     raise ValueError(f"Could not sample a feasible room from {config}; widen the RT60 or dimension ranges.")
 
 

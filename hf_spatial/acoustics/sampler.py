@@ -123,9 +123,7 @@ class SceneSampler:
         chosen = rng.choice(len(labels), size=num_sources, replace=not distinct)
         return [by_label[labels[i]][int(rng.integers(len(by_label[labels[i]])))] for i in chosen]
 
-    def _place(
-        self, rng: np.random.Generator, room: RoomSpec, placed: list[SourceSpec]
-    ) -> tuple[float, float, float]:
+    def _place(self, rng: np.random.Generator, room: RoomSpec, placed: list[SourceSpec]) -> tuple[float, float, float]:
         """A direction inside the ranges, far enough from placed sources, with a distance that stays inside the
         room (`source_wall_margin` from every wall)."""
         config = self.config

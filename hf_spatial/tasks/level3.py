@@ -117,13 +117,20 @@ def source_removal(context: SceneContext, rng: np.random.Generator) -> Draft | N
 
 # Kinds of place, with the sound classes and the RT60 range (s) that point to each.
 PLACES: dict[str, tuple[frozenset[str], tuple[float, float]]] = {
-    "an office": (frozenset({"telephone", "femaleSpeech", "maleSpeech", "knock", "doorCupboard"}), (0.2, 0.6)),
+    "an office": (
+        frozenset({"telephone", "speech", "femaleSpeech", "maleSpeech", "knock", "doorCupboard"}),
+        (0.2, 0.6),
+    ),
     "a kitchen": (frozenset({"waterTap", "domesticSounds", "doorCupboard", "glassBreak"}), (0.2, 0.7)),
     "a church or concert hall": (frozenset({"music", "musicInstrument", "bell", "clapping"}), (1.0, 10.0)),
     "a farmyard": (frozenset({"farmAnimal", "bird", "dogAnimal"}), (0.0, 0.35)),
     "a living room": (frozenset({"laughter", "music", "dogAnimal", "footsteps"}), (0.2, 0.5)),
-    "a lecture hall": (frozenset({"femaleSpeech", "maleSpeech", "clapping"}), (0.6, 1.2)),
-    "a building with a fire alarm going off": (frozenset({"alarm", "fire", "footsteps", "glassBreak"}), (0.3, 1.5)),
+    "a lecture hall": (frozenset({"speech", "femaleSpeech", "maleSpeech", "clapping"}), (0.6, 1.2)),
+    "a building with a fire alarm going off": (
+        frozenset({"alarm", "fire", "footsteps", "glassBreak", "noiseBurst"}),
+        (0.3, 1.5),
+    ),
+    "a garage or workshop": (frozenset({"engine", "knock", "noiseBurst"}), (0.4, 1.2)),
 }
 # The place must win by this many cues, and be supported by at least MIN_CUES cues.
 PLACE_MARGIN = 1
