@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules that provide subcommands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("hf_spatial.env", "hf_spatial.publish")
+COMMAND_MODULES: tuple[str, ...] = ("hf_spatial.env", "hf_spatial.tasks.dataset", "hf_spatial.publish")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,233 @@
+"""Level 1, atomic perception: what, how many, where (sector, azimuth, elevation), how far, when, which room."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hf_spatial.tasks.context import ONSET_GAP_S, SECTOR_AROUND_YOU, SECTOR_ORDER, SceneContext
+from hf_spatial.tasks.options import (
+    azimuth_ladder,
+    degrees_text,
+    linear_ladder,
+    metres_text,
+    ratio_ladder,
+    seconds_text,
+)
+from hf_spatial.tasks.registry import Draft, register_task
+from hf_spatial.tasks.vocabulary import label_phrase
+
+
+def _pick(rng: np.random.Generator, candidates: list[int]) -> int | None:
+    return int(rng.choice(candidates)) if candidates else None
+
+
+def _templates(rng: np.random.Generator, *templates: str) -> str:
+    return str(rng.choice(templates))
+
+
+def source_facts(context: SceneContext, index: int) -> dict[str, list[float]]:
+    source = context.sources[index]
+    return {
+        "azimuth_deg": [round(source.azimuth, 1)],
+        "elevation_deg": [round(source.elevation, 1)],
+        "distance_m": [round(source.distance, 2)],
+    }
+
+
+def merge_facts(*facts: dict[str, list[float]]) -> dict[str, list[float]]:
+    merged: dict[str, list[float]] = {}
+    for fact in facts:
+        for key, values in fact.items():
+            merged.setdefault(key, []).extend(values)
+    return merged
+
+
+def direction_open_answer(context: SceneContext, index: int) -> str:
+    source = context.sources[index]
+    return (
+        f"{context.phrase(index)}: {context.sector(index)}, azimuth {source.azimuth:.0f} deg, "
+        f"elevation {source.elevation:.0f} deg, {source.distance:.1f} m"
+    )
+
+
+@register_task("l1_identify_class", 1, "Which of four sound classes is present in the scene.")
+def identify_class(context: SceneContext, rng: np.random.Generator) -> Draft | None:
+    n = context.num_sources
+    index = int(rng.integers(n))
+    absent = context.absent_labels(3, rng)
+    if absent is None:
+        return None
+    question = _templates(
+        rng,
+        "Which of these sounds can you hear in this recording?",
+        "One of the following sounds is present in the scene. Which one?",
+        "Listen to the scene. Which of these sound sources is in it?",
+    )
+    return Draft(
+        question=question,
+        options=[context.phrase(index)] + [label_phrase(label) for label in absent],
+        open_answer=f"{context.phrase(index)} is present; sources: {', '.join(map(context.phrase, range(n)))}",
+    )
+
+
+@register_task("l1_count_sources", 1, "How many distinct sound sources the scene contains.")
+def count_sources(context: SceneContext, rng: np.random.Generator) -> Draft | None:
+    count = context.num_sources
+    # Always the same four counts: with at most three sources, a shifting window would reveal the answer by
+    # which counts it shows.
+    values = [1, 2, 3, 4]
+    question = _templates(
+        rng,
+        "How many distinct sound sources are active in this scene?",
+        "Count the separate sound sources you can hear. How many are there?",
+        "How many different sounds are playing in this recording?",
+    )
+    return Draft(
+        question=question,
+        options=[str(count)] + [str(v) for v in values if v != count],
+        open_answer=f"{count} sources",
+    )
+
+
+def _clear_named_sources(context: SceneContext) -> list[int]:
+    return [i for i in range(context.num_sources) if context.named(i) and context.sector_clear(i)]
+
+
+@register_task("l1_direction_sector", 1, "Whether a named source is in front, left, behind or right.")
+def direction_sector(context: SceneContext, rng: np.random.Generator) -> Draft | None:
+    index = _pick(rng, _clear_named_sources(context))
+    if index is None:
+        return None
+    name = context.phrase(index)
+    question = _templates(
+        rng,
+        f"Where is the {name} relative to you?",
+        f"From which direction do you hear the {name}?",
+        f"Facing forward, where is the {name} located?",
+    )
+    gold = context.sector(index)
+    return Draft(
+        question=question,
+        options=[SECTOR_AROUND_YOU[gold]] + [SECTOR_AROUND_YOU[s] for s in SECTOR_ORDER if s != gold],
+        open_answer=direction_open_answer(context, index),
+        evidence=source_facts(context, index),
+    )
+
+
+_AZIMUTH_CONVENTION = "(azimuth in degrees, counter-clockwise from straight ahead, so +90 is your left)"
+
+
+@register_task("l1_azimuth", 1, "The azimuth of a named source, among four values 45 degrees apart.")
+def azimuth(context: SceneContext, rng: np.random.Generator) -> Draft | None:
+    index = _pick(rng, [i for i in range(context.num_sources) if context.named(i)])
+    if index is None:
+        return None
+    name = context.phrase(index)
+    question = _templates(
+        rng,
+        f"What is the azimuth of the {name}? {_AZIMUTH_CONVENTION}",
+        f"At what azimuth do you hear the {name}? {_AZIMUTH_CONVENTION}",
+        f"Estimate the horizontal direction of the {name} {_AZIMUTH_CONVENTION}.",
+    )
+    values = azimuth_ladder(context.sources[index].azimuth, 45.0, rng)
+    return Draft(
+        question=question,
+        options=[degrees_text(v) for v in values],
+        open_answer=direction_open_answer(context, index),
+        evidence={"azimuth_deg": [round(context.sources[index].azimuth, 1)]},
+    )
+
+
+@register_task("l1_elevation", 1, "The elevation of a named source, among four values 15 degrees apart.")
+def elevation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
+    index = _pick(rng, [i for i in range(context.num_sources) if context.named(i)])
+    if index is None:
+        return None
+    name = context.phrase(index)
+    gold = context.sources[index].elevation
+    values = context.numeric_options(
+        "elevation_deg", gold, rng, 5.0, lambda: linear_ladder(gold, 15.0, rng, low=-90.0, high=90.0, quantum=5.0)
+    )
+    if values is None:
+        return None
+    question = _templates(
+        rng,
+        f"What is the elevation of the {name}, in degrees above ear level (negative is below)?",
+        f"How high is the {name} relative to your ears? Give its elevation angle (negative is below).",
+        f"At what elevation angle is the {name} (0 is ear level, positive is up)?",
+    )
+    return Draft(
+        question=question,
+        options=[degrees_text(v) for v in values],
+        open_answer=direction_open_answer(context, index),
+        evidence={"elevation_deg": [round(context.sources[index].elevation, 1)]},
+    )
+
+
+@register_task("l1_distance", 1, "How far a named source is, among four distances in ratio 1.4.")
+def distance(context: SceneContext, rng: np.random.Generator) -> Draft | None:
+    index = _pick(rng, [i for i in range(context.num_sources) if context.named(i)])
+    if index is None:
+        return None
+    gold = context.sources[index].distance
+    values = context.numeric_options("distance_m", gold, rng, 0.1, lambda: ratio_ladder(gold, 1.4, rng, quantum=0.1))
+    if values is None:
+        return None
+    name = context.phrase(index)
+    question = _templates(
+        rng,
+        f"How far away from you is the {name}?",
+        f"Estimate the distance between you and the {name}.",
+        f"About how many metres away is the {name}?",
+    )
+    return Draft(
+        question=question,
+        options=[metres_text(v) for v in values],
+        open_answer=direction_open_answer(context, index),
+        evidence={"distance_m": [round(context.sources[index].distance, 2)]},
+    )
+
+
+@register_task("l1_onset_order", 1, "Which source starts first (or last).")
+def onset_order(context: SceneContext, rng: np.random.Generator) -> Draft | None:
+    if context.num_sources < 2 or not context.labels_unique:
+        return None
+    onsets = np.array([source.onset for source in context.sources])
+    latest = bool(rng.integers(2))
+    order = np.argsort(-onsets if latest else onsets, kind="stable")
+    if abs(onsets[order[1]] - onsets[order[0]]) < ONSET_GAP_S:
+        return None
+    gold = int(order[0])
+    phrases = context.with_absent_phrases([gold] + [int(i) for i in order[1:]], rng)
+    if phrases is None:
+        return None
+    if latest:
+        question = _templates(
+            rng, "Which of these sounds starts last?", "Which sound is the last to begin in this recording?"
+        )
+    else:
+        question = _templates(
+            rng, "Which of these sounds starts first?", "Which sound begins earliest in this recording?"
+        )
+    timeline = ", ".join(f"{context.phrase(int(i))} at {onsets[i]:.1f} s" for i in np.argsort(onsets, kind="stable"))
+    return Draft(question=question, options=phrases, open_answer=f"onsets: {timeline}")
+
+
+@register_task("l1_room_reverberation", 1, "The room's reverberation time RT60, among four values in ratio 1.5.")
+def room_reverberation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
+    rt60 = context.scene.room.rt60
+    values = context.numeric_options("rt60_s", rt60, rng, 0.05, lambda: ratio_ladder(rt60, 1.5, rng, quantum=0.05))
+    if values is None:
+        return None
+    question = _templates(
+        rng,
+        "What is the reverberation time (RT60) of the room?",
+        "How long does sound take to die away in this room (RT60)?",
+        "Estimate the room's RT60 reverberation time.",
+    )
+    return Draft(
+        question=question,
+        options=[seconds_text(v) for v in values],
+        open_answer=f"RT60 {rt60:.2f} s",
+        evidence={"rt60_s": [round(rt60, 3)]},
+    )

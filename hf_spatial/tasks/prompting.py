@@ -1,0 +1,20 @@
+"""How a QA row is shown to a model: the question, lettered options and the answer instruction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hf_spatial.tasks.parsing import option_texts
+
+ANSWER_INSTRUCTION = "Answer with the letter of the correct option."
+REASONING_INSTRUCTION = (
+    "Think about where each sound is, then answer in the form <think>your reasoning</think><answer>X</answer>, "
+    "where X is the letter of the correct option."
+)
+
+
+def format_prompt(item: Mapping[str, Any], instruction: str = ANSWER_INSTRUCTION) -> str:
+    """'question\\nA. ...\\nB. ...\\nC. ...\\nD. ...\\ninstruction' for a QA row."""
+    options = "\n".join(f"{letter}. {text}" for letter, text in option_texts(item).items())
+    return f"{item['question']}\n{options}\n{instruction}"

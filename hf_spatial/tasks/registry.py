@@ -1,0 +1,142 @@
+"""The task registry and `generate_questions`: one function per task type turns a scene into a draft item.
+
+A generator returns a `Draft` (question, four option texts with the gold first, open answer, evidence) or
+None when the task is ill-posed for the scene. This module shuffles the options with the seed, assigns
+letters and fills the contract fields of a QA row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hf_spatial.acoustics.scene import SceneSpec
+from hf_spatial.tasks.context import SceneContext
+from hf_spatial.tasks.options import LETTERS, NUM_OPTIONS
+from hf_spatial.tasks.vocabulary import as_weights
+
+
+@dataclass
+class Draft:
+    """An unshuffled item: `options[0]` is the gold answer text."""
+
+    question: str
+    options: list[str]
+    open_answer: str
+    evidence: dict[str, list[float]] = field(default_factory=dict)
+
+
+Generator = Callable[[SceneContext, np.random.Generator], Draft | None]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task type: `name` is `l{level}_{what}`."""
+
+    name: str
+    level: int
+    description: str
+    generate: Generator
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(name: str, level: int, description: str) -> Callable[[Generator], Generator]:
+    """Decorator adding a generator to `TASKS` under `name`."""
+    if not name.startswith(f"l{level}_"):
+        raise ValueError(f"Task name {name!r} must start with 'l{level}_'.")
+
+    def decorator(function: Generator) -> Generator:
+        if name in TASKS:
+            raise ValueError(f"Task {name!r} is registered twice.")
+        TASKS[name] = TaskSpec(name=name, level=level, description=description, generate=function)
+        return function
+
+    return decorator
+
+
+def _ensure_registered() -> None:
+    # The task modules register themselves on import.
+    from hf_spatial.tasks import level1, level2, level3  # noqa: F401
+
+
+def task_names(levels: Sequence[int] | None = None) -> list[str]:
+    """Registered task names (optionally of some levels), in registration order."""
+    _ensure_registered()
+    return [name for name, spec in TASKS.items() if levels is None or spec.level in levels]
+
+
+def resolve_tasks(tasks: Sequence[str] | None) -> list[str]:
+    """Validate task names; accepts level shorthands 'l1', 'l2', 'l3'. None means every task."""
+    _ensure_registered()
+    if tasks is None:
+        return list(TASKS)
+    names: list[str] = []
+    for item in tasks:
+        if item in TASKS:
+            names.append(item)
+        elif item in ("l1", "l2", "l3"):
+            names.extend(task_names([int(item[1])]))
+        else:
+            raise ValueError(f"Unknown task {item!r}; known tasks: {', '.join(TASKS)} (or l1, l2, l3).")
+    return list(dict.fromkeys(names))
+
+
+def task_rng(seed: int, scene_id: str, task: str) -> np.random.Generator:
+    """A generator that depends only on (seed, scene, task): adding a task never changes another's items."""
+    digest = hashlib.sha256(f"{seed}\x00{scene_id}\x00{task}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def finalize(draft: Draft, scene: SceneSpec, task: TaskSpec, rng: np.random.Generator) -> dict[str, Any]:
+    """Shuffle a draft's options with `rng` and build the QA row of the contract."""
+    if len(draft.options) != NUM_OPTIONS or len(set(draft.options)) != NUM_OPTIONS:
+        raise RuntimeError(f"Task {task.name} produced options that are not four distinct texts: {draft.options}")
+    order = rng.permutation(NUM_OPTIONS)
+    options = [draft.options[i] for i in order]
+    gold_letter = LETTERS[int(np.flatnonzero(order == 0)[0])]
+    return {
+        "sample_id": f"{scene.scene_id}-{task.name}",
+        "scene_id": scene.scene_id,
+        "question": draft.question,
+        **{f"option_{letter.lower()}": text for letter, text in zip(LETTERS, options, strict=True)},
+        "answer_letter": gold_letter,
+        "answer_text": draft.options[0],
+        "level": task.level,
+        "task": task.name,
+        "open_answer": draft.open_answer,
+        "evidence": json.dumps(draft.evidence, sort_keys=True),
+    }
+
+
+def generate_questions(
+    scene: SceneSpec,
+    seed: int,
+    tasks: Sequence[str] | None = None,
+    *,
+    vocabulary: Sequence[str] | Mapping[str, float] | None = None,
+    priors: Mapping[str, np.ndarray] | None = None,
+) -> list[dict[str, Any]]:
+    """All well-posed questions about `scene` for the given tasks (default: every registered task).
+
+    `vocabulary` gives the labels used as absent-class distractors, ideally with the frequencies at which
+    labels occur in the dataset (`vocabulary.label_frequencies`), so that no label is a likelier answer from
+    text alone; None uses the Debian sound bank classes, uniformly. `priors` (`priors.compute_priors` over the
+    dataset's scenes) makes numeric distractors quartiles of each quantity's distribution, so no value is a
+    likelier answer from text alone. Same scene, seed, vocabulary and priors give the same items.
+    """
+    context = SceneContext(scene, as_weights(vocabulary), dict(priors or {}))
+    items = []
+    for name in resolve_tasks(tasks):
+        spec = TASKS[name]
+        rng = task_rng(seed, scene.scene_id, name)
+        draft = spec.generate(context, rng)
+        if draft is not None:
+            items.append(finalize(draft, scene, spec, rng))
+    return items
