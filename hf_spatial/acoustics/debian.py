@@ -41,7 +41,7 @@ def manifest_rows() -> list[dict[str, str]]:
 
 
 def resolve_packages(packages: str | Iterable[str]) -> list[str]:
-    """"small", "all" or package names -> package names present in the manifest (error names unknown ones)."""
+    """ "small", "all" or package names -> package names present in the manifest (error names unknown ones)."""
     available = sorted({row["debian_package"] for row in manifest_rows()})
     if packages == "all":
         return available
@@ -149,6 +149,12 @@ def _extract(deb: Path, installed_paths: list[str], root: Path) -> None:
         raise ValueError(f"Extracting {deb.name} failed: {tar.stderr.decode(errors='replace')[-500:]}")
 
 
+def _caption_from_name(installed_path: str) -> str:
+    """Fallback caption from the file name ("phone-incoming-call.oga" -> "phone incoming call")."""
+    stem = Path(installed_path).name.split(".")[0]
+    return " ".join(stem.replace("-", " ").replace("_", " ").split())
+
+
 def _condition_package(package: str, rows: list[dict[str, str]], root: Path, cache: Path) -> None:
     """Condition each extracted clip to FLAC and write the package index atomically (it marks the package done)."""
     import soundfile as sf
@@ -171,7 +177,7 @@ def _condition_package(package: str, rows: list[dict[str, str]], root: Path, cac
                 "clip_id": f"debian/{package}{row['installed_path']}",
                 "label": row["class"],
                 "duration": f"{len(signal) / SAMPLE_RATE:.6f}",
-                "caption": row["text"],
+                "caption": row["text"] or _caption_from_name(row["installed_path"]),
                 "licence": row["licence"],
                 "attribution": f"Debian package {package}, {row['installed_path']}",
                 "path": relative.as_posix(),

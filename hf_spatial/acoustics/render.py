@@ -164,9 +164,7 @@ def diffuse_noise(kind: str, num_samples: int, rng: np.random.Generator) -> np.n
     return noise
 
 
-def render_scene(
-    scene: SceneSpec, bank: SourceBank, mode: str | None = None, anechoic: bool = False
-) -> np.ndarray:
+def render_scene(scene: SceneSpec, bank: SourceBank, mode: str | None = None, anechoic: bool = False) -> np.ndarray:
     """Render `scene` to (4, T) float32 AmbiX at `scene.sample_rate`.
 
     Sources play their clip from `clip_start` between `onset` and `offset`, at `gain_db`, through their RIR; diffuse
@@ -198,5 +196,5 @@ def render_scene(
         mix += noise * np.sqrt(source_power * 10.0 ** (-scene.noise.snr_db / 10.0))
     peak = float(np.max(np.abs(mix)))
     gain_db = min(0.0, OUTPUT_PEAK_DBFS - 20.0 * np.log10(peak)) if peak > 0 else 0.0
-    scene.output_gain_db = round(gain_db, 4)
+    scene.output_gain_db = float(np.floor(gain_db * 1e4) / 1e4)  # rounded down: the peak stays below the limit
     return (mix * 10.0 ** (scene.output_gain_db / 20.0)).astype(np.float32)

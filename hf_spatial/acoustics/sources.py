@@ -26,7 +26,7 @@ PROCEDURAL_LICENCE = "CC0-1.0"
 
 
 def clip_split(clip_id: str, test_fraction: float = DEFAULT_TEST_FRACTION) -> str:
-    """"test" for a stable `test_fraction` of clip ids (by SHA-256), "train" for the others."""
+    """ "test" for a stable `test_fraction` of clip ids (by SHA-256), "train" for the others."""
     digest = hashlib.sha256(clip_id.encode("utf-8")).digest()
     return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
 
