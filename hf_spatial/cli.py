@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules that provide subcommands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("hf_spatial.env",)
+COMMAND_MODULES: tuple[str, ...] = ("hf_spatial.env", "hf_spatial.data.simulate", "hf_spatial.acoustics.debian")
 
 
 def build_parser() -> argparse.ArgumentParser:
