@@ -19,6 +19,7 @@ in one process; use the CLI for parallel, resumable, sharded folders that `load_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import datasets
 
@@ -50,7 +51,9 @@ class SpatialFOAScenes(datasets.ArrowBasedBuilder):
     """Renders hf-spatial FOA scenes into a `datasets` dataset (see the module docstring)."""
 
     BUILDER_CONFIG_CLASS = SpatialFOAConfig
-    BUILDER_CONFIGS = [SpatialFOAConfig(name="default", version=datasets.Version("1.0.0"))]
+    BUILDER_CONFIGS: ClassVar[list[SpatialFOAConfig]] = [
+        SpatialFOAConfig(name="default", version=datasets.Version("1.0.0"))
+    ]
     DEFAULT_CONFIG_NAME = "default"
 
     def _info(self) -> datasets.DatasetInfo:
