@@ -14,7 +14,13 @@ import sys
 from collections.abc import Sequence
 
 # Modules that provide subcommands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("hf_spatial.env", "hf_spatial.tasks.dataset", "hf_spatial.publish")
+COMMAND_MODULES: tuple[str, ...] = (
+    "hf_spatial.data.simulate",
+    "hf_spatial.acoustics.debian",
+    "hf_spatial.tasks.dataset",
+    "hf_spatial.publish",
+    "hf_spatial.env",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -149,6 +149,12 @@ def _extract(deb: Path, installed_paths: list[str], root: Path) -> None:
         raise ValueError(f"Extracting {deb.name} failed: {tar.stderr.decode(errors='replace')[-500:]}")
 
 
+def _caption_from_name(installed_path: str) -> str:
+    """Fallback caption from the file name ("phone-incoming-call.oga" -> "phone incoming call")."""
+    stem = Path(installed_path).name.split(".")[0]
+    return " ".join(stem.replace("-", " ").replace("_", " ").split())
+
+
 def _condition_package(package: str, rows: list[dict[str, str]], root: Path, cache: Path) -> None:
     """Condition each extracted clip to FLAC and write the package index atomically (it marks the package done)."""
     import soundfile as sf
@@ -171,7 +177,7 @@ def _condition_package(package: str, rows: list[dict[str, str]], root: Path, cac
                 "clip_id": f"debian/{package}{row['installed_path']}",
                 "label": row["class"],
                 "duration": f"{len(signal) / SAMPLE_RATE:.6f}",
-                "caption": row["text"],
+                "caption": row["text"] or _caption_from_name(row["installed_path"]),
                 "licence": row["licence"],
                 "attribution": f"Debian package {package}, {row['installed_path']}",
                 "path": relative.as_posix(),
@@ -187,3 +193,47 @@ def _condition_package(package: str, rows: list[dict[str, str]], root: Path, cac
         writer.writerows(entries)
     os.replace(partial, index)
     logger.info("%s: %d clips conditioned into %s", package, len(entries), cache)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("sources", help="fetch and inspect sound source banks")
+    commands = parser.add_subparsers(dest="sources_command", metavar="ACTION", required=True)
+    fetch = commands.add_parser(
+        "fetch-debian",
+        help="download the Debian sound packages (apt-get download, no root) and condition their clips",
+        description="Fetch real labelled recordings from Debian packages into a cache used by --sources debian.",
+    )
+    fetch.add_argument("--cache", default=None, help=f"cache folder (default {default_cache_dir()})")
+    fetch.add_argument(
+        "--packages", nargs="+", default=["small"], help="'small' (default, ~33 MB), 'all' (~560 MB) or package names"
+    )
+    fetch.set_defaults(func=_run_fetch)
+    info = commands.add_parser("info", help="summarise a source bank: classes, clips per split, licences")
+    info.add_argument("spec", help="procedural, debian, debian:all, debian:PKG,..., a folder or a .csv/.tsv manifest")
+    info.add_argument("--cache", default=None, help="Debian sound bank cache")
+    info.set_defaults(func=_run_info)
+
+
+def _packages_arg(values: list[str]) -> str | list[str]:
+    return values[0] if values in (["small"], ["all"]) else values
+
+
+def _run_fetch(args) -> int:
+    bank = load_debian_bank(args.cache, _packages_arg(args.packages))
+    print(f"{len(bank)} clips of {len(bank.labels)} classes in {args.cache or default_cache_dir()}")
+    return 0
+
+
+def _run_info(args) -> int:
+    from hf_spatial.acoustics.sources import SPLITS, SourceBank
+
+    bank = SourceBank.from_spec(args.spec, cache_dir=args.cache)
+    print(f"{bank.description}: {len(bank)} clips")
+    print(f"{'class':<20}" + "".join(f"{split:>8}" for split in SPLITS))
+    for label in bank.labels:
+        counts = [sum(c.label == label and c.split == split for c in bank.clips) for split in SPLITS]
+        print(f"{label:<20}" + "".join(f"{count:>8}" for count in counts))
+    for licence, count in bank.licences().items():
+        print(f"licence {licence}: {count} clips")
+    return 0

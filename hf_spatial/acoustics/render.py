@@ -196,5 +196,5 @@ def render_scene(scene: SceneSpec, bank: SourceBank, mode: str | None = None, an
         mix += noise * np.sqrt(source_power * 10.0 ** (-scene.noise.snr_db / 10.0))
     peak = float(np.max(np.abs(mix)))
     gain_db = min(0.0, OUTPUT_PEAK_DBFS - 20.0 * np.log10(peak)) if peak > 0 else 0.0
-    scene.output_gain_db = round(gain_db, 4)
+    scene.output_gain_db = float(np.floor(gain_db * 1e4) / 1e4)  # rounded down: the peak stays below the limit
     return (mix * 10.0 ** (scene.output_gain_db / 20.0)).astype(np.float32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -54,16 +55,23 @@ def reflections_per_metre(dimensions: tuple[float, float, float]) -> np.ndarray:
     return np.abs(SPHERE_DIRECTIONS) @ (1.0 / np.asarray(dimensions, dtype=np.float64))
 
 
+_CALIBRATION_DIRECTIONS = np.abs(_fibonacci_sphere(16384))
+
+
 @lru_cache(maxsize=4096)
 def _decay_constant(dimensions: tuple[float, float, float]) -> float:
     """T30-based reverberation time x (-ln(1 - absorption) c) of a shoebox, a constant of its shape.
 
     The expected energy of the image sources arriving at time t is proportional to mean_u (1 - a)^(c t g(u)) with
-    g = `reflections_per_metre`; in units tau = -ln(1 - a) c t its Schroeder curve depends on the shape only.
+    g = `reflections_per_metre`; in units tau = -ln(1 - a) c t its Schroeder curve depends on the shape only. The
+    mean over directions is taken over a histogram of g (16k directions: the slowly decaying near-axis
+    directions dominate late, so they need a fine sampling).
     """
-    g = reflections_per_metre(dimensions)
-    tau = np.linspace(0.0, 40.0 / g.min(), 8000)
-    schroeder = np.mean(np.exp(-np.outer(tau, g)) / g, axis=1)
+    g = _CALIBRATION_DIRECTIONS @ (1.0 / np.asarray(dimensions, dtype=np.float64))
+    counts, edges = np.histogram(g, bins=128)
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    tau = np.linspace(0.0, 40.0 / g.min(), 1000)
+    schroeder = (np.exp(-np.outer(tau, centres)) / centres) @ (counts / counts.sum())
     level_db = -10.0 * np.log10(schroeder / schroeder[0])
     return float(2.0 * (np.interp(35.0, level_db, tau) - np.interp(5.0, level_db, tau)))
 
@@ -117,15 +125,36 @@ def sample_room(rng: np.random.Generator, config: RoomSamplerConfig, room_id: st
     raise ValueError(f"Could not sample a feasible room from {config}; widen the RT60 or dimension ranges.")
 
 
-@lru_cache(maxsize=8)
-def room_set(split: str, config: RoomSamplerConfig = RoomSamplerConfig()) -> tuple[RoomSpec, ...]:
-    """The rooms of a split: `{split}-room-{i:04d}`, seeded by (split, i, config)."""
+def room_set(split: str, config: RoomSamplerConfig = RoomSamplerConfig()) -> RoomSet:
+    """The rooms of a split (see `RoomSet`)."""
     if split not in ("train", "test"):
         raise ValueError(f"Unknown split {split!r}; expected 'train' or 'test'.")
+    return RoomSet(split, config)
+
+
+@dataclass(frozen=True)
+class RoomSet:
+    """The `len(self)` rooms `{split}-room-{i:04d}` of a split, each drawn on first access from a generator seeded
+    by (split, i, config)."""
+
+    split: str
+    config: RoomSamplerConfig
+
+    def __len__(self) -> int:
+        return self.config.num_rooms(self.split)
+
+    def __getitem__(self, index: int) -> RoomSpec:
+        if not 0 <= index < len(self):
+            raise IndexError(f"Room index {index} out of range for the {len(self)} {self.split} rooms.")
+        return _room(self.split, index, self.config)
+
+    def __iter__(self) -> Iterator[RoomSpec]:
+        return (self[index] for index in range(len(self)))
+
+
+@lru_cache(maxsize=4096)
+def _room(split: str, index: int, config: RoomSamplerConfig) -> RoomSpec:
     config_key = repr(sorted(asdict(config).items()))
-    rooms = []
-    for index in range(config.num_rooms(split)):
-        digest = hashlib.sha256(f"room/{split}/{index}/{config_key}".encode()).digest()
-        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-        rooms.append(sample_room(rng, config, f"{split}-room-{index:04d}"))
-    return tuple(rooms)
+    digest = hashlib.sha256(f"room/{split}/{index}/{config_key}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    return sample_room(rng, config, f"{split}-room-{index:04d}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hf_spatial.acoustics.rooms import RoomSamplerConfig, room_set
+from hf_spatial.acoustics.rooms import RoomSamplerConfig, RoomSet, room_set
 from hf_spatial.acoustics.scene import MAX_SOURCES, NOISE_KINDS, NoiseSpec, RoomSpec, SceneSpec, SourceSpec
 from hf_spatial.acoustics.sources import Clip, SourceBank
 from hf_spatial.conventions import angular_distance, unit_vector
@@ -72,7 +72,7 @@ class SceneSampler:
         return [self._sample_one(index, seed, split, by_label, rooms) for index in range(start, start + num_scenes)]
 
     def _sample_one(
-        self, index: int, seed: int, split: str, by_label: dict[str, list[Clip]], rooms: tuple[RoomSpec, ...]
+        self, index: int, seed: int, split: str, by_label: dict[str, list[Clip]], rooms: RoomSet
     ) -> SceneSpec:
         config = self.config
         rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
