@@ -1,0 +1,49 @@
+"""Chat-format rows for the language stages: captions (align), questions (SFT) and RL prompts (GRPO).
+
+Every row keeps its `audio` cell; `prompt` is a user turn with the audio placeholder and the text, and
+`completion` (align, SFT) the assistant answer. GRPO rows keep the QA columns that the rewards read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from hf_spatial.acoustics.scene import SceneSpec
+from hf_spatial.tasks import describe_scene, format_prompt
+from hf_spatial.tasks.prompting import ANSWER_INSTRUCTION, REASONING_INSTRUCTION
+
+CAPTION_INSTRUCTION = "Describe the sound scene: what you hear, where each sound is, how far away, and the room."
+
+
+def user_turn(text: str) -> list[dict[str, Any]]:
+    """A single user message holding the audio placeholder followed by `text`."""
+    return [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": text}]}]
+
+
+def caption_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Align-stage row: describe the scene of a simulated dataset row."""
+    return {"prompt": user_turn(CAPTION_INSTRUCTION), "completion": describe_scene(SceneSpec.from_json(row["scene"]))}
+
+
+def reasoned_answer(item: dict[str, Any]) -> str:
+    """The GRPO answer format with the item's open answer as the short reasoning."""
+    return f"<think>{item['open_answer']}</think><answer>{item['answer_letter']}</answer>"
+
+
+def wants_reasoning(sample_id: str, fraction: float) -> bool:
+    """Deterministic per-item choice of the reasoning format (same items at any seed, worker or resume)."""
+    digest = hashlib.sha256(sample_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def sft_row(item: dict[str, Any], reasoning_fraction: float) -> dict[str, Any]:
+    """SFT row: the question with lettered options; the answer is the letter, or reasoning + letter."""
+    if wants_reasoning(item["sample_id"], reasoning_fraction):
+        return {"prompt": user_turn(format_prompt(item, REASONING_INSTRUCTION)), "completion": reasoned_answer(item)}
+    return {"prompt": user_turn(format_prompt(item, ANSWER_INSTRUCTION)), "completion": item["answer_letter"]}
+
+
+def grpo_row(item: dict[str, Any]) -> dict[str, Any]:
+    """GRPO row: the question asking for reasoning in the rewarded format (QA columns stay for the rewards)."""
+    return {"prompt": user_turn(format_prompt(item, REASONING_INSTRUCTION))}

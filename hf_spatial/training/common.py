@@ -1,0 +1,66 @@
+"""What every curriculum stage shares: loading the model and data, and finishing a run (save, record, push)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TINY_MODEL = "tiny"  # `model_name_or_path: tiny` builds the offline tiny SpatialQwenAudio
+
+
+def load_model_and_processor(model_name_or_path: str, class_names: list[str] | None = None, **model_kwargs):
+    """The stage's starting point: a checkpoint folder / Hub id, a Qwen2-Audio checkpoint, or `tiny`.
+
+    `class_names` (the dataset's source labels) sizes the slot class head of a new tiny model.
+    """
+    import hf_spatial  # noqa: F401  (registers the Auto classes)
+
+    if model_name_or_path == TINY_MODEL:
+        from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+
+        model, processor = build_tiny_spatial_qwen_audio(class_names=class_names)
+        return model.train(), processor
+    from transformers import AutoModelForMultimodalLM, AutoProcessor
+
+    model = AutoModelForMultimodalLM.from_pretrained(model_name_or_path, **model_kwargs)
+    processor = AutoProcessor.from_pretrained(model_name_or_path)
+    return model, processor
+
+
+def load_split(dataset_dir: str | Path, split: str):
+    """One split of a dataset folder, with the audio column left as FLAC bytes (decoded by `read_foa`)."""
+    from datasets import Audio, load_dataset
+
+    dataset_dir = Path(dataset_dir)
+    if not (dataset_dir / "README.md").is_file():
+        raise FileNotFoundError(f"{dataset_dir} is not a dataset folder (no README.md); run `hf-spatial simulate`.")
+    dataset = load_dataset(str(dataset_dir), split=split)
+    return dataset.cast_column("audio", Audio(decode=False))
+
+
+def dataset_labels(dataset) -> list[str]:
+    """Sorted source labels present in a simulated split (its `labels` column)."""
+    return sorted({label for labels in dataset["labels"] for label in labels})
+
+
+def finish_stage(trainer, processor, stage: str, config: dict[str, Any], datasets: list[str], init_from: str) -> Path:
+    """Save the final model and processor in `output_dir`, record the stage, and push if asked."""
+    from hf_spatial.hub import push_checkpoint, record_training_stage
+
+    output_dir = Path(trainer.args.output_dir)
+    trainer.save_model(str(output_dir))
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(output_dir))
+        metrics = (
+            {key: value for key, value in trainer.state.log_history[-1].items()} if trainer.state.log_history else {}
+        )
+        record_training_stage(
+            output_dir, stage=stage, config=config, datasets=datasets, init_from=init_from, metrics=metrics
+        )
+        if trainer.args.push_to_hub:
+            push_checkpoint(output_dir, trainer.args.hub_model_id, private=bool(trainer.args.hub_private_repo))
+    logger.info("%s stage finished: %s", stage, output_dir)
+    return output_dir
