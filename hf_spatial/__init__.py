@@ -1,14 +1,17 @@
 """hf-spatial: spatial hearing (First-Order Ambisonics) for Hugging Face audio-language models.
 
 Importing the package registers SpatialQwenAudio with the transformers Auto classes (AutoConfig, AutoModel,
-AutoModelForMultimodalLM, AutoModelForCausalLM, AutoFeatureExtractor, AutoProcessor). The model classes are
-exported lazily: they load with their module on first access.
+AutoModelForMultimodalLM, AutoModelForCausalLM, AutoFeatureExtractor, AutoProcessor): at once for Auto modules
+already imported, otherwise as each one is imported (see `hf_spatial.models.auto_registration`), so the import
+itself stays fast. The model classes are exported lazily.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
+
+from hf_spatial.models import auto_registration
 
 __version__ = "0.1.0"
 
@@ -24,16 +27,18 @@ _LAZY_EXPORTS = {
 }
 __all__ = ["__version__", "register_auto_classes", *_LAZY_EXPORTS]
 
-if TYPE_CHECKING:
-    from hf_spatial.models.spatial_qwen_audio.configuration_spatial_qwen_audio import SpatialQwenAudioConfig
-    from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import FOAFeatureExtractor
-    from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import (
+if TYPE_CHECKING:  # static names for the lazy exports
+    from hf_spatial.models.spatial_qwen_audio.configuration_spatial_qwen_audio import SpatialQwenAudioConfig  # noqa: F401
+    from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import FOAFeatureExtractor  # noqa: F401
+    from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import (  # noqa: F401
         SpatialEncoderOutput,
         SpatialQwenAudioForConditionalGeneration,
         SpatialQwenAudioModel,
         SpatialQwenAudioPreTrainedModel,
     )
-    from hf_spatial.models.spatial_qwen_audio.processing_spatial_qwen_audio import SpatialQwenAudioProcessor
+    from hf_spatial.models.spatial_qwen_audio.processing_spatial_qwen_audio import SpatialQwenAudioProcessor  # noqa: F401
+
+register_auto_classes = auto_registration.register_all
 
 
 def __getattr__(name: str):
@@ -42,45 +47,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'hf_spatial' has no attribute {name!r}")
 
 
-_registered = False
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_EXPORTS))
 
 
-def register_auto_classes() -> None:
-    """Register SpatialQwenAudio with the transformers Auto classes and mark each class for `auto_map`, so that
-    `save_pretrained` writes checkpoints loadable with `trust_remote_code=True`. Idempotent; runs on import."""
-    global _registered
-    if _registered:
-        return
-    from transformers import (
-        AutoConfig,
-        AutoFeatureExtractor,
-        AutoModel,
-        AutoModelForCausalLM,
-        AutoModelForMultimodalLM,
-        AutoProcessor,
-    )
-
-    from hf_spatial.models.spatial_qwen_audio.configuration_spatial_qwen_audio import SpatialQwenAudioConfig
-    from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import FOAFeatureExtractor
-    from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import (
-        SpatialQwenAudioForConditionalGeneration,
-        SpatialQwenAudioModel,
-    )
-    from hf_spatial.models.spatial_qwen_audio.processing_spatial_qwen_audio import SpatialQwenAudioProcessor
-
-    AutoConfig.register(SpatialQwenAudioConfig.model_type, SpatialQwenAudioConfig, exist_ok=True)
-    AutoModel.register(SpatialQwenAudioConfig, SpatialQwenAudioModel, exist_ok=True)
-    AutoModelForMultimodalLM.register(SpatialQwenAudioConfig, SpatialQwenAudioForConditionalGeneration, exist_ok=True)
-    AutoModelForCausalLM.register(SpatialQwenAudioConfig, SpatialQwenAudioForConditionalGeneration, exist_ok=True)
-    AutoFeatureExtractor.register(SpatialQwenAudioConfig, FOAFeatureExtractor, exist_ok=True)
-    AutoProcessor.register(SpatialQwenAudioConfig, SpatialQwenAudioProcessor, exist_ok=True)
-
-    SpatialQwenAudioConfig.register_for_auto_class("AutoConfig")
-    SpatialQwenAudioModel.register_for_auto_class("AutoModel")
-    SpatialQwenAudioForConditionalGeneration.register_for_auto_class("AutoModelForMultimodalLM")
-    FOAFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
-    SpatialQwenAudioProcessor.register_for_auto_class("AutoProcessor")
-    _registered = True
-
-
-register_auto_classes()
+auto_registration.install()

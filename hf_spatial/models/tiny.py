@@ -91,7 +91,9 @@ def build_tiny_tokenizer(vocab_size: int = 2048) -> Qwen2Tokenizer:
     return tokenizer
 
 
-def build_tiny_processor(tokenizer: Qwen2Tokenizer | None = None, **feature_extractor_kwargs) -> SpatialQwenAudioProcessor:
+def build_tiny_processor(
+    tokenizer: Qwen2Tokenizer | None = None, **feature_extractor_kwargs
+) -> SpatialQwenAudioProcessor:
     """Processor with the real-size FOA feature extractor (128 Whisper mel bins, 30 s) and the tiny tokenizer."""
     return SpatialQwenAudioProcessor(
         feature_extractor=FOAFeatureExtractor(**feature_extractor_kwargs), tokenizer=tokenizer or build_tiny_tokenizer()
@@ -159,7 +161,11 @@ def build_tiny_spatial_qwen_audio(
 
     processor = build_tiny_processor()
     if class_names is not None:
-        config_overrides = {"spatial_class_names": list(class_names), "spatial_num_classes": len(class_names), **config_overrides}
+        config_overrides = {
+            "spatial_class_names": list(class_names),
+            "spatial_num_classes": len(class_names),
+            **config_overrides,
+        }
     config = tiny_spatial_qwen_audio_config(processor.tokenizer, **config_overrides)
     torch.manual_seed(seed)
     model = SpatialQwenAudioForConditionalGeneration(config).eval()

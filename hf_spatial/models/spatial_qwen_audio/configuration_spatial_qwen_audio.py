@@ -64,7 +64,7 @@ class SpatialQwenAudioConfig(Qwen2AudioConfig):
     """
 
     model_type = "spatial_qwen_audio"
-    sub_configs_defaults = {
+    sub_configs_defaults = {  # noqa: RUF012 (transformers class attribute)
         **Qwen2AudioConfig.sub_configs_defaults,
         "text_config": SubConfigSpec(
             config_class=AutoConfig, model_type="qwen2", init_kwargs=dict(QWEN2_AUDIO_7B_TEXT_CONFIG)

@@ -91,7 +91,12 @@ class FOAFeatureExtractor(SequenceFeatureExtractor):
       padded to its longest clip (not to 30 s).
     """
 
-    model_input_names = ["input_features", "feature_attention_mask", "spatial_features", "spatial_attention_mask"]
+    model_input_names = [  # noqa: RUF012
+        "input_features",
+        "feature_attention_mask",
+        "spatial_features",
+        "spatial_attention_mask",
+    ]
 
     def __init__(
         self,
@@ -122,9 +127,7 @@ class FOAFeatureExtractor(SequenceFeatureExtractor):
         )
         if input_format not in FOA_FORMATS:
             raise ValueError(f"input_format must be one of {FOA_FORMATS}, got {input_format!r}.")
-        if spatial_hop_length * spatial_frames_per_token * semantic_sampling_rate != (
-            hop_length * 4 * sampling_rate
-        ):
+        if spatial_hop_length * spatial_frames_per_token * semantic_sampling_rate != (hop_length * 4 * sampling_rate):
             raise ValueError(
                 "spatial frames must tile the 25 Hz audio tokens exactly: spatial_hop_length * "
                 "spatial_frames_per_token / sampling_rate must equal 4 * hop_length / semantic_sampling_rate."

@@ -33,8 +33,11 @@ from transformers.models.qwen2_audio.modeling_qwen2_audio import (
     Qwen2AudioMultiModalProjector,
     Qwen2AudioPreTrainedModel,
 )
+from transformers.utils import logging
 
 from .configuration_spatial_qwen_audio import MODEL_AUTO_MAP, SpatialQwenAudioConfig
+
+logger = logging.get_logger(__name__)
 
 # Qwen2-Audio checkpoints come in two key layouts: the current one matches this model's module names; the legacy
 # one (transformers < 4.52, e.g. the published Qwen2-Audio-7B files) is renamed on load. transformers registers
@@ -93,9 +96,9 @@ class ZeroInitLinear(nn.Linear):
     """A linear layer initialised to zero (weight and bias): a residual branch that starts switched off."""
 
 
-class _ChannelNorm(nn.LayerNorm):
+class ChannelLayerNorm(nn.LayerNorm):
     """LayerNorm over the channel axis of (batch, channels, freq, time) maps: no statistics across time, so padded
-    frames never change the valid ones."""
+    frames never change the valid ones. ("LayerNorm" in the name lets transformers' default init handle it.)"""
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return super().forward(hidden.movedim(1, -1)).movedim(-1, 1)
@@ -191,7 +194,7 @@ class SpatialEncoder(nn.Module):
             blocks.append(
                 nn.Sequential(
                     nn.Conv2d(channels, out_channels, kernel_size=3, padding=1),
-                    _ChannelNorm(out_channels),
+                    ChannelLayerNorm(out_channels),
                     nn.GELU(),
                     nn.AvgPool2d((freq_factor, time_factor)),
                 )
@@ -322,7 +325,7 @@ class SpatialHybridProjector(nn.Module):
 class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
     config: SpatialQwenAudioConfig
     config_class = SpatialQwenAudioConfig
-    _no_split_modules = ["Qwen2AudioAttention", "SpatialEncoder", "SpatialHybridProjector"]
+    _no_split_modules = ["Qwen2AudioAttention", "SpatialEncoder", "SpatialHybridProjector"]  # noqa: RUF012
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -356,18 +359,35 @@ class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
         from_base = config_dict.get("model_type") == "qwen2_audio"
         if from_base and not isinstance(kwargs.get("config"), SpatialQwenAudioConfig):
             kwargs["config"] = SpatialQwenAudioConfig.from_qwen2_audio_config(config_dict)
-        model, info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
-        )
+        verbosity = logging.get_verbosity()
+        if from_base:  # the load report would list every new spatial weight; we check and summarise instead
+            logging.set_verbosity_error()
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        finally:
+            logging.set_verbosity(verbosity)
         model._check_loading_info(info, allow_missing_spatial=from_base)
+        if from_base:
+            logger.info(
+                "Loaded every Qwen2-Audio weight from %s; initialised %d spatial tensors (zero-init output: same "
+                "logits as Qwen2-Audio until trained).",
+                pretrained_model_name_or_path,
+                len(info["missing_keys"]),
+            )
         return (model, info) if want_info else model
 
     def _check_loading_info(self, info: dict, allow_missing_spatial: bool) -> None:
         spatial_prefixes = tuple(
-            f"{name}." for name, module in self.named_modules() if isinstance(module, SpatialEncoder | SpatialHybridProjector)
+            f"{name}."
+            for name, module in self.named_modules()
+            if isinstance(module, SpatialEncoder | SpatialHybridProjector)
         )
         missing = [
-            key for key in info.get("missing_keys", []) if not (allow_missing_spatial and key.startswith(spatial_prefixes))
+            key
+            for key in info.get("missing_keys", [])
+            if not (allow_missing_spatial and key.startswith(spatial_prefixes))
         ]
         problems = {
             "missing": sorted(missing),
@@ -375,7 +395,9 @@ class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
             "mismatched": sorted(str(item) for item in info.get("mismatched_keys", [])),
         }
         if any(problems.values()):
-            details = "; ".join(f"{kind}: {keys[:8]}{' ...' if len(keys) > 8 else ''}" for kind, keys in problems.items() if keys)
+            details = "; ".join(
+                f"{kind}: {keys[:8]}{' ...' if len(keys) > 8 else ''}" for kind, keys in problems.items() if keys
+            )
             raise ValueError(
                 f"Checkpoint does not match {type(self).__name__} ({details}). These weights would be re-initialised "
                 "or ignored; check the checkpoint and its config (Qwen2-Audio checkpoints of both key layouts load)."
