@@ -61,7 +61,7 @@ _CORPUS_SENTENCES = [
 def _training_corpus() -> list[str]:
     words = _CORPUS_WORDS.split()
     lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
-    lines += [word.capitalize() for word in words]
+    lines += words + [word.capitalize() for word in words]  # words also start text (e.g. after <think>)
     lines += [f"{number}" for number in range(-180, 361)] + [f"{number / 10:.1f}" for number in range(0, 100)]
     lines += ["A B C D", "A. B. C. D.", "(A) (B) (C) (D)", "Audio 1: Audio 2:", "m s deg dB Hz kHz RT60 FOA"]
     return lines + _CORPUS_SENTENCES * 3
