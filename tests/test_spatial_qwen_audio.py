@@ -230,23 +230,31 @@ def test_save_load_round_trip_and_auto_classes(tiny, inputs, clips, tmp_path):
     assert all(torch.equal(again[key], inputs[key]) for key in inputs)
 
 
-def test_registration_in_any_import_order():
-    # Registration happens when transformers' Auto modules load, including the nested (circular) path where
-    # importing a Qwen2-Audio class imports AutoConfig first.
-    code = textwrap.dedent(
-        """
-        import hf_spatial, sys
-        assert "transformers" not in sys.modules, "import hf_spatial must stay light"
-        from transformers import Qwen2AudioConfig
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
-        config_class = AutoConfig.for_model("spatial_qwen_audio").__class__
-        assert config_class.__name__ == "SpatialQwenAudioConfig", config_class
-        assert AutoModelForCausalLM._model_mapping[config_class].__name__ == "SpatialQwenAudioForConditionalGeneration"
-        from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
-        assert PROCESSOR_MAPPING[config_class].__name__ == "SpatialQwenAudioProcessor"
-        """
-    )
+CHECK_REGISTRY = """
+from transformers import AutoConfig, AutoModelForCausalLM
+from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+config_class = AutoConfig.for_model("spatial_qwen_audio").__class__
+assert config_class.__name__ == "SpatialQwenAudioConfig", config_class
+assert AutoModelForCausalLM._model_mapping[config_class].__name__ == "SpatialQwenAudioForConditionalGeneration"
+assert PROCESSOR_MAPPING[config_class].__name__ == "SpatialQwenAudioProcessor"
+"""
+
+
+@pytest.mark.parametrize(
+    "first_imports",
+    [
+        # importing a Qwen2-Audio class first imports AutoConfig from inside transformers (the nested path)
+        "import hf_spatial, sys\nassert 'transformers' not in sys.modules\nfrom transformers import Qwen2AudioConfig",
+        # our config class first: its own import pulls in the Auto modules
+        "from hf_spatial import SpatialQwenAudioConfig",
+        # transformers' Auto modules loaded before hf_spatial
+        "from transformers import AutoModel, AutoProcessor\nimport hf_spatial",
+    ],
+    ids=["qwen2-audio-first", "config-first", "transformers-first"],
+)
+def test_registration_in_any_import_order(first_imports):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    code = first_imports + "\n" + CHECK_REGISTRY
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO_ROOT, timeout=300)
 
 

@@ -73,7 +73,7 @@ _REGISTRATIONS: dict[str, Callable[[], None]] = {
 }
 _done: set[str] = set()
 _loaded_triggers: set[str] = set()
-_depth = 0  # transformers modules being executed right now (through our loader)
+_depth = 0  # transformers / hf_spatial modules being executed right now (through our loader)
 _registering = False
 
 
@@ -96,8 +96,8 @@ def _run_pending() -> None:
 
 
 class _TrackingLoader(importlib.abc.Loader):
-    """Wraps the loader of a transformers module: counts nested executions and registers when the outermost one
-    completes."""
+    """Wraps the loader of a transformers or hf_spatial module: counts nested executions and registers when the
+    outermost one completes."""
 
     def __init__(self, loader: importlib.abc.Loader, module_name: str):
         self._loader = loader
@@ -120,7 +120,8 @@ class _TrackingLoader(importlib.abc.Loader):
 
 class _TransformersImportFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if not fullname.startswith("transformers.") or len(_done) == len(_REGISTRATIONS):
+        # Our own modules count too: registering while one of them is half-imported would re-import it.
+        if not fullname.startswith(("transformers.", "hf_spatial.")) or len(_done) == len(_REGISTRATIONS):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):

@@ -292,37 +292,41 @@ class FOAFeatureExtractor(SequenceFeatureExtractor):
         Returns `(features (batch, 7, mels, frames), mask (batch, frames))`, padded to the longest clip."""
         frames = [int(n) * self.spatial_frames_per_token for n in num_tokens]
         max_frames = max(frames)
-        # center=True STFT gives 1 + length // hop frames: pad so that every clip has all its frames.
+        # Centred frames (frame k is centred on sample k * hop): zero-pad half a window on each side ourselves, which is
+        # cheaper than torch.stft's reflection padding; 1 + length // hop frames, so pad every clip to all its frames.
         length = max(max(clip.shape[1] for clip in clips), (max_frames - 1) * self.spatial_hop_length)
-        audio = torch.zeros(len(clips), NUM_FOA_CHANNELS, length)
+        half = self.spatial_n_fft // 2
+        audio = torch.zeros(len(clips), NUM_FOA_CHANNELS, length + 2 * half)
         for index, clip in enumerate(clips):
-            audio[index, :, : clip.shape[1]] = torch.from_numpy(clip)
+            audio[index, :, half : half + clip.shape[1]] = torch.from_numpy(clip)
         spectrum = torch.stft(
-            audio.reshape(-1, length),
+            audio.reshape(-1, audio.shape[-1]),
             n_fft=self.spatial_n_fft,
             hop_length=self.spatial_hop_length,
             win_length=self.spatial_win_length,
             window=self._spatial_window,
-            center=True,
+            center=False,
             return_complex=True,
-        )[..., :max_frames]
-        spectrum = spectrum.reshape(len(clips), NUM_FOA_CHANNELS, *spectrum.shape[-2:])
-        real, imag = spectrum.real, spectrum.imag
-        power = real.square() + imag.square()
-        # Active intensity Re(conj(W) V) for V = X, Y, Z (listener axes x, y, z), and the energy normaliser.
-        intensity = real[:, W, None] * real[:, [X, Y, Z]] + imag[:, W, None] * imag[:, [X, Y, Z]]
-        energy = power.sum(dim=1, keepdim=True) / 2.0
-        # One mel projection for all eight maps: (mels, freqs) @ (batch, 8, freqs, frames).
-        banded = torch.matmul(self._spatial_mel_filters, torch.cat([power, intensity, energy], dim=1))
+        )
+        parts = torch.view_as_real(spectrum)[:, :, :max_frames]
+        parts = parts.reshape(len(clips), NUM_FOA_CHANNELS, *parts.shape[1:])
+        real, imag = parts[..., 0], parts[..., 1]  # (batch, channel, freq, frame)
+        mel = self._spatial_mel_filters
+        band_power = torch.matmul(mel, real.square() + imag.square())
+        # Active intensity Re(conj(W) V) for V = X, Y, Z (listener axes x, y, z), summed per band, divided by the band
+        # energy (|W|^2 + |X|^2 + |Y|^2 + |Z|^2) / 2 (mel projection is linear, so the band sum of the powers).
+        # (channels 1..3 in storage order, reordered to x, y, z after the small mel projection)
+        intensity = torch.addcmul(real[:, W, None] * real[:, 1:], imag[:, W, None], imag[:, 1:])
+        band_intensity = torch.matmul(mel, intensity)[:, [axis - 1 for axis in (X, Y, Z)]]
+        band_intensity = band_intensity / (band_power.sum(dim=1, keepdim=True) / 2.0 + 1e-10)
+
         mask = (torch.arange(max_frames)[None, :] < torch.tensor(frames)[:, None]).to(torch.int32)
         valid = mask[:, None, None, :].bool()
-
-        log_mel = banded[:, :NUM_FOA_CHANNELS].clamp_min(1e-10).log10()
+        log_mel = band_power.clamp_min(1e-10).log10()
         clip_max = log_mel.masked_fill(~valid, -10.0).amax(dim=(1, 2, 3), keepdim=True)
         log_mel = (torch.maximum(log_mel, clip_max - 8.0) + 4.0) / 4.0
-        intensity_mel = banded[:, NUM_FOA_CHANNELS:-1] / (banded[:, -1:] + 1e-10)
 
-        features = torch.cat([log_mel, intensity_mel], dim=1) * valid
+        features = torch.cat([log_mel, band_intensity], dim=1) * valid
         return features.float(), mask
 
 
