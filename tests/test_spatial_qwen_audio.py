@@ -98,6 +98,23 @@ def test_processor_expands_one_token_per_audio_frame(tiny, inputs):
     assert tokens == ["<think>", "left", "</think>", "<answer>", "B", "</answer>"]
 
 
+def test_apply_chat_template_tokenizes_foa_in_messages(tiny, clips):
+    _, processor = tiny
+    content = [{"type": "audio", "audio": clips[0]}, {"type": "text", "text": QUESTION}]
+    messages = [{"role": "user", "content": content}]
+    direct = processor.apply_chat_template(
+        messages,
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+        processor_kwargs={"sampling_rate": RATE},
+    )
+    expected = processor(text=chat_text(processor), audio=clips[0], sampling_rate=RATE, return_tensors="pt")
+    assert direct.keys() == expected.keys()
+    assert all(torch.equal(direct[key], expected[key]) for key in expected)
+
+
 def test_forward_backward_generate(tiny, inputs, clips):
     model, processor = tiny
     model = copy.deepcopy(model).train()

@@ -103,6 +103,10 @@ class _TrackingLoader(importlib.abc.Loader):
         self._loader = loader
         self._module_name = module_name
 
+    def __getattr__(self, name: str):
+        # get_code, get_source, is_package, get_resource_reader...: what runpy, inspect and pkgutil ask a loader
+        return getattr(self._loader, name)
+
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
