@@ -355,8 +355,10 @@ class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
             for key in ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
             if key in kwargs
         }
-        config_dict, _ = SpatialQwenAudioConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
-        from_base = config_dict.get("model_type") == "qwen2_audio"
+        from_base = False
+        if pretrained_model_name_or_path is not None:
+            config_dict, _ = SpatialQwenAudioConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+            from_base = config_dict.get("model_type") == "qwen2_audio"
         if from_base and not isinstance(kwargs.get("config"), SpatialQwenAudioConfig):
             kwargs["config"] = SpatialQwenAudioConfig.from_qwen2_audio_config(config_dict)
         verbosity = logging.get_verbosity()
