@@ -121,3 +121,17 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         read_foa({"bytes": b"not a flac file", "path": "x.flac"})
     with pytest.raises(ValueError, match="decode=False"):
         read_foa({"bytes": None, "path": None})
+
+
+def test_folder_regenerated_in_place_loads_fresh_rows(tmp_path):
+    # datasets caches a folder with YAML `configs` by its card; the card's split sizes must change with the data.
+    import shutil
+
+    from datasets import load_dataset
+
+    folder = tmp_path / "scenes"
+    simulate(folder, num_scenes=2, duration=1.0, workers=1, progress=False)
+    assert load_dataset(str(folder), split="train").num_rows == 2
+    shutil.rmtree(folder)
+    simulate(folder, num_scenes=3, duration=1.0, workers=1, progress=False)
+    assert load_dataset(str(folder), split="train").num_rows == 3

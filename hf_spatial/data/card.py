@@ -66,22 +66,46 @@ command.
 """
 
 
-def front_matter(records: list[dict[str, Any]], features) -> str:
+def loading_metadata(data_dir: Path, num_examples: dict[str, int], features) -> dict[str, Any]:
+    """The card's YAML `configs` (parquet shards per split) and `dataset_info` (features, split sizes).
+
+    The sizes matter beyond documentation: with YAML `configs`, datasets 5 keys its cache of a local folder on the
+    card, not on the data files, so a folder regenerated in place would load stale rows unless the card changes
+    with the data. Split row counts and shard bytes make it change.
+    """
+    splits = [
+        {
+            "name": split,
+            "num_examples": count,
+            "num_bytes": sum(path.stat().st_size for path in sorted(data_dir.glob(f"{split}-*.parquet"))),
+        }
+        for split, count in num_examples.items()
+    ]
+    total = sum(split["num_bytes"] for split in splits)
+    return {
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": split, "path": f"data/{split}-*.parquet"} for split in num_examples],
+            }
+        ],
+        "dataset_info": {
+            "features": features._to_yaml_list(),
+            "splits": splits,
+            "download_size": total,
+            "dataset_size": total,
+        },
+    }
+
+
+def front_matter(out_dir: Path, records: list[dict[str, Any]], features) -> str:
     licences = sorted({licence for record in records for licence in record["provenance"]["licences"]})
     data = {
         "license": "cc0-1.0" if licences == ["CC0-1.0"] else "other",
         "pretty_name": "hf-spatial simulated FOA scenes",
         "tags": ["audio", "spatial-audio", "ambisonics", "foa", "sound-event-localization", "hf-spatial"],
         "task_categories": ["audio-classification"],
-        "configs": [
-            {
-                "config_name": "default",
-                "data_files": [
-                    {"split": record["split"], "path": f"data/{record['split']}-*.parquet"} for record in records
-                ],
-            }
-        ],
-        "dataset_info": {"features": features._to_yaml_list()},
+        **loading_metadata(out_dir / "data", {record["split"]: record["num_scenes"] for record in records}, features),
     }
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
@@ -119,7 +143,7 @@ def write_card(out_dir: Path, records: list[dict[str, Any]]) -> Path:
 
     records = sorted(records, key=lambda record: record["split"] != "train")  # train first
     text = CARD_TEMPLATE.format(
-        front_matter=front_matter(records, features()),
+        front_matter=front_matter(out_dir, records, features()),
         first_split=records[0]["split"],
         split_sections="\n".join(_split_section(record) for record in records),
         source_sections="\n".join(_source_section(record) for record in records),
