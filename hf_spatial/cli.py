@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hf_spatial.data.simulate",
     "hf_spatial.acoustics.debian",
     "hf_spatial.tasks.dataset",
+    "hf_spatial.training.stages",
     "hf_spatial.publish",
     "hf_spatial.env",
 )
@@ -37,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra_args = parser.parse_known_args(argv)
+    if extra_args and not getattr(args, "accepts_extra_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra_args)}")
+    args.extra_args = extra_args
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -48,10 +48,20 @@ def dataset_labels(dataset) -> list[str]:
 
 def finish_stage(trainer, processor, stage: str, config: dict[str, Any], datasets: list[str], init_from: str) -> Path:
     """Save the final model and processor in `output_dir`, record the stage, and push if asked."""
+    from peft import PeftModel
+
     from hf_spatial.hub import push_checkpoint, record_training_stage
 
     output_dir = Path(trainer.args.output_dir)
-    trainer.save_model(str(output_dir))
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if isinstance(model, PeftModel):
+        # Keep the adapter for PEFT users, and save the merged model so the next stage (and from_pretrained)
+        # starts from a plain checkpoint.
+        if trainer.is_world_process_zero():
+            model.save_pretrained(str(output_dir / "adapter"))
+            model.merge_and_unload().save_pretrained(str(output_dir))
+    else:
+        trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
         metrics = (

@@ -34,6 +34,8 @@ class EncoderTrainingConfig(TrainingArguments):
     count_weight: float = 0.5
     rt60_weight: float = 0.5
     remove_unused_columns: bool = False  # the collator needs the audio and scene columns
+    # Tells `Trainer` that batches carry targets, so evaluation calls `compute_loss` rather than `forward`.
+    label_names: list[str] | None = field(default_factory=lambda: [TARGET_PREFIX + "presence"])
     prediction_loss_only: bool = True
 
     @property

@@ -21,6 +21,8 @@ import torch
 import trl
 from trl import GRPOConfig, GRPOTrainer
 
+from hf_spatial.training.language_stages import LoraArguments, StageDataArguments
+
 # The hooks overridden below are private TRL methods; they were read and tested against this minor version.
 SUPPORTED_TRL_VERSION = "1.16"
 _TEXT_KEYS = ("input_ids", "attention_mask")
@@ -167,3 +169,32 @@ class AudioGRPOTrainer(GRPOTrainer):
         entropies = torch.cat(all_entropies, dim=0) if compute_entropy else None
         aux_loss = torch.stack(all_aux_losses).mean() if compute_aux_loss else None
         return logps, entropies, aux_loss
+
+
+@dataclass
+class SpatialGRPOConfig(LoraArguments, StageDataArguments, AudioGRPOConfig):
+    """Stage `grpo`: LoRA GRPO on L1-L3 questions with the accuracy, format and evidence rewards."""
+
+    learning_rate: float = 1e-5
+    reward_weights: list[float] | None = field(
+        default_factory=lambda: [1.0, 0.2, 0.3],
+        metadata={"help": "Weights of the accuracy, format and evidence rewards, in that order."},
+    )
+
+
+class SpatialGRPOTrainer(AudioGRPOTrainer):
+    """Stage `grpo`: the audio GRPO trainer with the ASA rewards and LoRA from the config."""
+
+    def __init__(self, model, args: SpatialGRPOConfig, processing_class, **kwargs):
+        from hf_spatial.tasks.rewards import accuracy_reward, evidence_reward, format_reward
+
+        # TRL reads `image_token_id` for multimodal processors; the audio placeholder plays that role here.
+        model.config.image_token_id = processing_class.audio_token_id
+        kwargs.setdefault("peft_config", args.lora_config())
+        super().__init__(
+            model=model,
+            args=args,
+            processing_class=processing_class,
+            reward_funcs=[accuracy_reward, format_reward, evidence_reward],
+            **kwargs,
+        )

@@ -1,0 +1,115 @@
+"""Stages 2 and 3, `align` and `sft`: TRL `SFTTrainer`s over audio chat rows.
+
+`align` trains only the projectors (the semantic expert, Qwen2-Audio's `multi_modal_projector`, and the dense
+hybrid `spatial_projector`) on scene captions, with Whisper, the spatial encoder and the language model frozen.
+`sft` trains the projectors and a LoRA adapter on the language model on L1-L3 questions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trl import SFTConfig, SFTTrainer
+
+from hf_spatial.training.collators import AudioChatCollator
+
+PROJECTOR_MODULES = ("multi_modal_projector", "spatial_projector")
+
+
+@dataclass
+class StageDataArguments:
+    """Where a stage starts from and what it reads (shared by the language stages' configs)."""
+
+    model_name_or_path: str = field(default="tiny", metadata={"help": "Checkpoint to start from, or `tiny`."})
+    dataset_dir: str | None = field(default=None, metadata={"help": "Simulated (align) or QA (sft, grpo) folder."})
+    train_split: str = "train"
+    eval_split: str | None = "test"
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+    max_eval_samples: int | None = 64
+    audio_sampling_rate: int = 24000
+
+
+@dataclass
+class AudioSFTConfig(StageDataArguments, SFTConfig):
+    """`SFTConfig` for audio chat rows: the collator tokenises, so TRL's dataset preparation is skipped."""
+
+    remove_unused_columns: bool = False
+    dataset_kwargs: dict[str, Any] | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
+
+
+@dataclass
+class AlignConfig(AudioSFTConfig):
+    """Stage `align`: projector-only training on scene captions."""
+
+    learning_rate: float = 1e-3
+
+
+@dataclass
+class LoraArguments:
+    """LoRA on the language model only, with the projectors trained in full (`modules_to_save`)."""
+
+    lora_r: int = 8
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+
+    def lora_config(self):
+        from peft import LoraConfig
+
+        from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import LANGUAGE_MODEL_LORA_TARGETS
+
+        return LoraConfig(
+            r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=LANGUAGE_MODEL_LORA_TARGETS,
+            modules_to_save=list(PROJECTOR_MODULES),
+            task_type="CAUSAL_LM",
+        )
+
+
+@dataclass
+class SpatialSFTConfig(LoraArguments, AudioSFTConfig):
+    """Stage `sft`: projectors + LoRA on the language model, on L1-L3 questions."""
+
+    learning_rate: float = 2e-4
+    reasoning_fraction: float = field(
+        default=0.5, metadata={"help": "Share of questions answered as <think>..</think><answer>X</answer>."}
+    )
+
+
+def freeze_all_but(model, module_names: tuple[str, ...]) -> None:
+    """Train only parameters inside the named sub-modules (matched as dotted path components)."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(any(f".{module}." in f".{name}" for module in module_names))
+
+
+class AudioSFTTrainer(SFTTrainer):
+    """`SFTTrainer` whose batches are audio chat rows (`prompt`, `completion`, `audio`), collated with the
+    processor; the loss covers only the completion."""
+
+    def __init__(self, model, args: AudioSFTConfig, processing_class, decode_audio=None, **kwargs):
+        if decode_audio is None:
+            from hf_spatial.data import read_foa
+
+            decode_audio = read_foa
+        collator = AudioChatCollator(
+            processing_class, decode_audio, sampling_rate=args.audio_sampling_rate, max_length=args.max_length
+        )
+        super().__init__(model=model, args=args, processing_class=processing_class, data_collator=collator, **kwargs)
+
+
+class SpatialAlignTrainer(AudioSFTTrainer):
+    """Stage `align`: freezes everything but the projectors before training."""
+
+    def __init__(self, model, args: AlignConfig, processing_class, **kwargs):
+        freeze_all_but(model, PROJECTOR_MODULES)
+        super().__init__(model, args, processing_class, **kwargs)
+
+
+class SpatialSFTTrainer(AudioSFTTrainer):
+    """Stage `sft`: LoRA on the language model (the config's `lora_*`), projectors fully trained."""
+
+    def __init__(self, model, args: SpatialSFTConfig, processing_class, **kwargs):
+        kwargs.setdefault("peft_config", args.lora_config())
+        super().__init__(model, args, processing_class, **kwargs)

@@ -1,0 +1,231 @@
+"""Run a curriculum stage from its config: `hf-spatial train --stage encoder|align|sft|grpo --config FILE.yaml`.
+
+Each stage reads a dataset folder, starts from `model_name_or_path` (a checkpoint folder, a Qwen2-Audio
+checkpoint, or `tiny`), trains with its trainer, resumes from the last checkpoint in `output_dir` when re-run,
+and leaves in `output_dir` a model that `AutoModelForMultimodalLM.from_pretrained` loads (LoRA stages merge
+their adapter into it and keep the adapter itself in `output_dir/adapter`), its processor, and
+`training_stages.json`, the curriculum history the model card shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+STAGE_NAMES = ("encoder", "align", "sft", "grpo")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage: its config dataclass and the function that runs it."""
+
+    config_class: Callable[[], type]
+    run: Callable[[Any], Path]
+
+
+def _encoder_config():
+    from hf_spatial.training.encoder import EncoderTrainingConfig
+
+    return EncoderTrainingConfig
+
+
+def _align_config():
+    from hf_spatial.training.language_stages import AlignConfig
+
+    return AlignConfig
+
+
+def _sft_config():
+    from hf_spatial.training.language_stages import SpatialSFTConfig
+
+    return SpatialSFTConfig
+
+
+def _grpo_config():
+    from hf_spatial.training.grpo import SpatialGRPOConfig
+
+    return SpatialGRPOConfig
+
+
+def preset_path(stage: str) -> Path:
+    """The packaged tiny CPU config of a stage (`--config tiny`)."""
+    return Path(str(resources.files("hf_spatial.training") / "configs" / f"tiny_{stage}.yaml"))
+
+
+def load_config(stage: str, config: str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None):
+    """Build the stage's config dataclass from a YAML file (or `tiny`, or a dict) and `--key value` overrides."""
+    from transformers import HfArgumentParser
+
+    if stage not in STAGES:
+        raise ValueError(f"Unknown stage {stage!r}; choose one of {', '.join(STAGE_NAMES)}.")
+    if config is None or config == "tiny":
+        config = preset_path(stage)
+    if not isinstance(config, dict):
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"Stage config {path} does not exist.")
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config_class = STAGES[stage].config_class()
+    known = {field.name for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"Unknown {stage} config keys: {', '.join(unknown)} (see {config_class.__name__}).")
+    parser = HfArgumentParser(config_class)
+    parser.set_defaults(**config)
+    # Required fields may come from the YAML; HfArgumentParser would otherwise demand them on the command line.
+    for action in parser._actions:
+        if action.dest in config:
+            action.required = False
+    (parsed,) = parser.parse_args_into_dataclasses(args=overrides or [], look_for_args_file=False)
+    if parsed.dataset_dir is None:
+        raise ValueError(f"The {stage} stage needs `dataset_dir` (in the YAML or as --dataset_dir).")
+    return parsed
+
+
+def run_stage(
+    stage: str, config: str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None
+) -> Path:
+    """Run one curriculum stage; returns the output folder."""
+    args = load_config(stage, config, overrides)
+    logger.info("stage %s: %s -> %s", stage, args.model_name_or_path, args.output_dir)
+    return STAGES[stage].run(args)
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+
+def config_record(args) -> dict[str, Any]:
+    """The stage config as recorded in training_stages.json: only what differs from the defaults."""
+    record = {}
+    for field in dataclasses.fields(args):
+        value = getattr(args, field.name)
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            default = dataclasses.MISSING
+        if field.init and _plain(value) and value != default:
+            record[field.name] = value
+    return record
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | type(None)) or (
+        isinstance(value, list | tuple) and all(isinstance(item, str | int | float) for item in value)
+    )
+
+
+# ------------------------------------------------------------------------------------------------ stages
+def run_encoder(args) -> Path:
+    from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor, load_split
+    from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
+
+    train = load_split(args.dataset_dir, args.train_split)
+    evaluation = load_split(args.dataset_dir, args.eval_split) if args.eval_split else None
+    model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
+    class_names = model.config.spatial_class_names
+    if not class_names:
+        raise ValueError(
+            "The model config has no `spatial_class_names`; set them to the dataset's labels "
+            f"({dataset_labels(train)}) so the slot class head knows its classes."
+        )
+    collator = SeldCollator(processor.feature_extractor, class_names, model.config.spatial_num_slots)
+    trainer = SpatialEncoderTrainer(model, args, train_dataset=train, eval_dataset=evaluation, data_collator=collator)
+    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    if evaluation is not None:
+        trainer.evaluate()
+    return finish_stage(trainer, processor, "encoder", config_record(args), [args.dataset_dir], args.model_name_or_path)
+
+
+def run_align(args) -> Path:
+    from hf_spatial.training.chat_data import caption_row
+    from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor
+    from hf_spatial.training.language_stages import SpatialAlignTrainer
+
+    train, evaluation = _language_splits(args, caption_row)
+    model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
+    trainer = SpatialAlignTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
+    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    return finish_stage(trainer, processor, "align", config_record(args), [args.dataset_dir], args.model_name_or_path)
+
+
+def run_sft(args) -> Path:
+    from hf_spatial.training.chat_data import sft_row
+    from hf_spatial.training.common import finish_stage, load_model_and_processor
+    from hf_spatial.training.language_stages import SpatialSFTTrainer
+
+    train, evaluation = _language_splits(args, lambda row: sft_row(row, args.reasoning_fraction))
+    model, processor = load_model_and_processor(args.model_name_or_path)
+    trainer = SpatialSFTTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
+    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    return finish_stage(trainer, processor, "sft", config_record(args), [args.dataset_dir], args.model_name_or_path)
+
+
+def run_grpo(args) -> Path:
+    from hf_spatial.training.chat_data import grpo_row
+    from hf_spatial.training.common import finish_stage, load_model_and_processor
+    from hf_spatial.training.grpo import SpatialGRPOTrainer
+
+    train, evaluation = _language_splits(args, grpo_row)
+    model, processor = load_model_and_processor(args.model_name_or_path)
+    trainer = SpatialGRPOTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
+    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    return finish_stage(trainer, processor, "grpo", config_record(args), [args.dataset_dir], args.model_name_or_path)
+
+
+def _language_splits(args, to_row: Callable[[dict[str, Any]], dict[str, Any]]):
+    from hf_spatial.training.common import load_split
+
+    def prepare(split: str, limit: int | None):
+        dataset = load_split(args.dataset_dir, split)
+        if limit is not None:
+            dataset = dataset.select(range(min(limit, len(dataset))))
+        return dataset.map(to_row, desc=f"{split} rows")
+
+    train = prepare(args.train_split, args.max_train_samples)
+    evaluation = prepare(args.eval_split, args.max_eval_samples) if args.eval_split else None
+    return train, evaluation
+
+
+STAGES: dict[str, Stage] = {
+    "encoder": Stage(_encoder_config, run_encoder),
+    "align": Stage(_align_config, run_align),
+    "sft": Stage(_sft_config, run_sft),
+    "grpo": Stage(_grpo_config, run_grpo),
+}
+
+
+# --------------------------------------------------------------------------------------------------- CLI
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="run a curriculum stage (encoder, align, sft, grpo)",
+        description=(
+            "Run one stage of the curriculum from a YAML config (any field of the stage's config dataclass: "
+            "TrainingArguments / SFTConfig / GRPOConfig fields plus model_name_or_path, dataset_dir, ...). "
+            "Extra `--field value` arguments override the YAML. Re-running resumes from the last checkpoint."
+        ),
+    )
+    parser.add_argument("--stage", required=True, choices=STAGE_NAMES)
+    parser.add_argument("--config", default="tiny", help="YAML file, or `tiny` for the packaged CPU preset")
+    parser.set_defaults(func=_run, accepts_extra_args=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    output_dir = run_stage(args.stage, args.config, args.extra_args)
+    print(f"{args.stage} stage done: {output_dir}")
+    return 0
