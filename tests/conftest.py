@@ -38,3 +38,24 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = True, timeout: fl
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def scenes_dir(tmp_path_factory) -> Path:
+    """A small simulated dataset (12 train, 4 test scenes of 2 s, procedural sources)."""
+    from hf_spatial.data.simulate import simulate
+
+    folder = tmp_path_factory.mktemp("data") / "scenes"
+    simulate(folder, num_scenes=12, split="train", duration=2.0, progress=False)
+    simulate(folder, num_scenes=4, split="test", seed=1, duration=2.0, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def questions_dir(scenes_dir, tmp_path_factory) -> Path:
+    """The QA dataset of `scenes_dir` (hf-spatial questions)."""
+    from hf_spatial.tasks.dataset import build_question_dataset
+
+    folder = tmp_path_factory.mktemp("data") / "questions"
+    build_question_dataset(scenes_dir, folder, seed=0)
+    return folder

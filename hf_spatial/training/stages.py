@@ -101,10 +101,15 @@ def run_stage(
     return STAGES[stage].run(args)
 
 
-def last_checkpoint(output_dir: str | Path) -> str | None:
+def train_resuming(trainer) -> None:
+    """Train, continuing from the last checkpoint in `output_dir` if an earlier run left one."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    output_dir = Path(trainer.args.output_dir)
+    checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
 
 
 def config_record(args) -> dict[str, Any]:
@@ -145,7 +150,7 @@ def run_encoder(args) -> Path:
         )
     collator = SeldCollator(processor.feature_extractor, class_names, model.config.spatial_num_slots)
     trainer = SpatialEncoderTrainer(model, args, train_dataset=train, eval_dataset=evaluation, data_collator=collator)
-    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    train_resuming(trainer)
     if evaluation is not None:
         trainer.evaluate()
     return finish_stage(trainer, processor, "encoder", config_record(args), [args.dataset_dir], args.model_name_or_path)
@@ -159,7 +164,7 @@ def run_align(args) -> Path:
     train, evaluation = _language_splits(args, caption_row)
     model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
     trainer = SpatialAlignTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
-    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    train_resuming(trainer)
     return finish_stage(trainer, processor, "align", config_record(args), [args.dataset_dir], args.model_name_or_path)
 
 
@@ -171,7 +176,7 @@ def run_sft(args) -> Path:
     train, evaluation = _language_splits(args, lambda row: sft_row(row, args.reasoning_fraction))
     model, processor = load_model_and_processor(args.model_name_or_path)
     trainer = SpatialSFTTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
-    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    train_resuming(trainer)
     return finish_stage(trainer, processor, "sft", config_record(args), [args.dataset_dir], args.model_name_or_path)
 
 
@@ -183,7 +188,7 @@ def run_grpo(args) -> Path:
     train, evaluation = _language_splits(args, grpo_row)
     model, processor = load_model_and_processor(args.model_name_or_path)
     trainer = SpatialGRPOTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
-    trainer.train(resume_from_checkpoint=last_checkpoint(args.output_dir))
+    train_resuming(trainer)
     return finish_stage(trainer, processor, "grpo", config_record(args), [args.dataset_dir], args.model_name_or_path)
 
 

@@ -1,0 +1,315 @@
+"""The curriculum stages run real optimiser steps on a tiny model and tiny simulated data, and learn."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import trl
+
+from hf_spatial.training.chat_data import grpo_row, sft_row, wants_reasoning
+from hf_spatial.training.common import dataset_labels, load_split
+from hf_spatial.training.grpo import SUPPORTED_TRL_VERSION, AudioGRPOTrainer, SpatialGRPOConfig, check_trl_version
+from hf_spatial.training.stages import load_config, run_stage
+from tests.conftest import run_cli
+
+STEPS = ["--max_steps", "3", "--logging_steps", "1", "--save_steps", "2", "--report_to", "none"]
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(scenes_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "encoder"
+    run_stage("encoder", "tiny", ["--dataset_dir", str(scenes_dir), "--output_dir", str(out), *STEPS])
+    return out
+
+
+def _parameters(path):
+    from transformers import AutoModelForMultimodalLM
+
+    model = AutoModelForMultimodalLM.from_pretrained(path)
+    return {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+
+
+def _changed(before: dict, after: dict) -> set[str]:
+    return {name for name in before if not torch.equal(before[name], after[name])}
+
+
+def test_encoder_stage_trains_only_the_spatial_encoder_and_records_itself(encoder_dir, scenes_dir):
+    from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+
+    labels = dataset_labels(load_split(scenes_dir, "train"))
+    initial, _ = build_tiny_spatial_qwen_audio(class_names=labels)  # the stage's starting point (seed 0)
+    before = {name: parameter.detach().clone() for name, parameter in initial.named_parameters()}
+    after = _parameters(encoder_dir)
+    changed = _changed(before, after)
+    assert changed and all(".spatial_encoder." in f".{name}" for name in changed)
+    history = json.loads((encoder_dir / "training_stages.json").read_text())
+    assert [stage["stage"] for stage in history["stages"]] == ["encoder"]
+    assert "eval_loss" in history["stages"][0]["metrics"]
+
+
+def test_encoder_loss_on_a_fixed_batch_goes_down(scenes_dir):
+    from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+    from hf_spatial.training.encoder import SeldCollator
+    from hf_spatial.training.seld_targets import slot_loss
+
+    train = load_split(scenes_dir, "train")
+    labels = dataset_labels(train)
+    model, processor = build_tiny_spatial_qwen_audio(class_names=labels)
+    batch = SeldCollator(processor.feature_extractor, labels, 3)([train[i] for i in range(4)])
+    targets = {key.removeprefix("target_"): value for key, value in batch.items() if key.startswith("target_")}
+    optimiser = torch.optim.Adam(model.model.spatial_encoder.parameters(), lr=1e-3)
+    model.eval()  # no dropout: the same batch gives the same loss until the weights change
+    losses = []
+    for _ in range(25):
+        outputs = model.get_spatial_outputs(batch["spatial_features"], batch["spatial_attention_mask"])
+        loss, _ = slot_loss(outputs, targets)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.75 * losses[0], losses
+
+
+def test_a_rerun_resumes_from_the_last_checkpoint(scenes_dir, tmp_path):
+    out = tmp_path / "encoder"
+    common = ["--dataset_dir", str(scenes_dir), "--output_dir", str(out), "--save_steps", "2", "--report_to", "none"]
+    run_stage("encoder", "tiny", [*common, "--max_steps", "2"])
+    assert (out / "checkpoint-2").is_dir()
+    result = run_cli("train", "--stage", "encoder", *common, "--max_steps", "4", "--eval_strategy", "no")
+    assert f"resuming from {out / 'checkpoint-2'}" in result.stderr
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+
+
+def test_align_trains_only_the_projectors(encoder_dir, scenes_dir, tmp_path):
+    out = run_stage(
+        "align",
+        "tiny",
+        [
+            "--model_name_or_path",
+            str(encoder_dir),
+            "--dataset_dir",
+            str(scenes_dir),
+            "--output_dir",
+            str(tmp_path / "a"),
+            *STEPS,
+        ],
+    )
+    changed = _changed(_parameters(encoder_dir), _parameters(out))
+    assert {name.split(".")[1] for name in changed} == {"multi_modal_projector", "spatial_projector"}
+
+
+def test_sft_trains_lora_and_projectors_and_saves_adapter_and_merged_model(encoder_dir, questions_dir, tmp_path):
+    from peft import PeftConfig
+
+    out = run_stage(
+        "sft",
+        "tiny",
+        [
+            "--model_name_or_path",
+            str(encoder_dir),
+            "--dataset_dir",
+            str(questions_dir),
+            "--output_dir",
+            str(tmp_path),
+            *STEPS,
+        ],
+    )
+    changed = _changed(_parameters(encoder_dir), _parameters(out))
+    modules = {name.split(".")[1] for name in changed}
+    assert modules == {"multi_modal_projector", "spatial_projector", "language_model"}
+    assert all("_proj" in name for name in changed if ".language_model." in name)
+    adapter = PeftConfig.from_pretrained(out / "adapter")
+    assert adapter.r == 8 and adapter.lora_alpha == 32
+
+
+def test_sft_rows_mask_the_prompt_and_answer_in_both_formats(questions_dir):
+    from hf_spatial.data import read_foa
+    from hf_spatial.models.tiny import build_tiny_processor
+    from hf_spatial.training.collators import AudioChatCollator
+
+    items = list(load_split(questions_dir, "train").select(range(8)))
+    rows = [{**item, **sft_row(item, reasoning_fraction=0.5)} for item in items]
+    assert {row["completion"].startswith("<think>") for row in rows} == {True, False}
+    assert all(
+        wants_reasoning(i["sample_id"], 0.5) == r["completion"].startswith("<think>")
+        for i, r in zip(items, rows, strict=False)
+    )
+    processor = build_tiny_processor()
+    batch = AudioChatCollator(processor, read_foa)(rows)
+    for row, ids, labels in zip(rows, batch["input_ids"], batch["labels"], strict=True):
+        answer = processor.tokenizer.decode(ids[labels != -100])
+        assert answer.startswith(row["completion"]) and answer.rstrip().endswith("<|im_end|>")
+        assert not (labels[ids == processor.audio_token_id] != -100).any()
+
+
+# ------------------------------------------------------------------------------------------------- GRPO
+def test_grpo_extension_is_pinned_to_the_checked_trl_version():
+    assert trl.__version__.startswith(SUPPORTED_TRL_VERSION + "."), (
+        f"TRL {trl.__version__} is installed; AudioGRPOTrainer overrides private GRPOTrainer methods checked against "
+        f"{SUPPORTED_TRL_VERSION}. Re-check the overrides, then update SUPPORTED_TRL_VERSION."
+    )
+    check_trl_version()
+    with pytest.raises(RuntimeError, match="re-check the overrides"):
+        check_trl_version("1.17.0")
+
+
+def _length_reward(completions, **kwargs):
+    # Varies between completions, so GRPO advantages (and gradients) are non-zero.
+    from hf_spatial.tasks.parsing import completion_text
+
+    return [len(completion_text(completion)) % 7 / 6 for completion in completions]
+
+
+@pytest.fixture
+def grpo_setup(encoder_dir, questions_dir, tmp_path):
+    from transformers import AutoModelForMultimodalLM, AutoProcessor
+
+    model = AutoModelForMultimodalLM.from_pretrained(encoder_dir)
+    # The projector output is zero at initialisation (step-0 equivalence); give it weights so that the spatial
+    # branch changes the logits and its presence in each forward is observable.
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.model.spatial_projector.output.weight, std=0.5)
+    model.config.image_token_id = model.config.audio_token_id
+    processor = AutoProcessor.from_pretrained(encoder_dir)
+    dataset = load_split(questions_dir, "train").select(range(4)).map(grpo_row)
+    return model, processor, dataset, tmp_path
+
+
+def _grpo_config(tmp_path, beta: float) -> SpatialGRPOConfig:
+    return load_config(
+        "grpo",
+        "tiny",
+        [
+            "--dataset_dir", "unused", "--output_dir", str(tmp_path), "--max_steps", "2", "--beta", str(beta),
+            "--per_device_train_batch_size", "4", "--num_generations", "2", "--max_completion_length", "12",
+            "--learning_rate", "0.01", "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1",
+            "--reward_weights", "1.0",
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1])
+def test_grpo_audio_reaches_generation_and_every_log_prob_forward(grpo_setup, beta):
+    model, processor, dataset, tmp_path = grpo_setup
+    args = _grpo_config(tmp_path, beta)
+    trainer = AudioGRPOTrainer(
+        model=model,
+        args=args,
+        processing_class=processor,
+        reward_funcs=_length_reward,
+        train_dataset=dataset,
+        peft_config=args.lora_config(),
+    )
+    encoder_inputs = []
+    trainer.model.base_model.model.model.spatial_encoder.register_forward_pre_hook(
+        lambda module, inputs: encoder_inputs.append(inputs[0].abs().sum().item())
+    )
+    generate_kwargs = []
+    original_generate = trainer.model.generate
+    trainer.model.generate = lambda *a, **kw: generate_kwargs.append(set(kw)) or original_generate(*a, **kw)
+    lora_before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+
+    trainer.train()
+
+    assert generate_kwargs and all({"spatial_features", "input_features"} <= keys for keys in generate_kwargs)
+    # Per step: generation (prefill), the policy loss forward, and with beta > 0 the reference forward.
+    per_step = 2 + (beta > 0)
+    assert len(encoder_inputs) >= args.max_steps * per_step
+    assert all(total > 0 for total in encoder_inputs)  # real FOA features, never dropped or zeroed
+    after = dict(trainer.model.named_parameters())
+    assert any(not torch.equal(lora_before[name], after[name]) for name in lora_before)
+
+
+def test_grpo_log_probs_depend_on_the_spatial_features(grpo_setup):
+    model, processor, dataset, tmp_path = grpo_setup
+    trainer = AudioGRPOTrainer(
+        model=model, args=_grpo_config(tmp_path, 0.0), processing_class=processor, reward_funcs=_length_reward,
+        train_dataset=dataset,
+    )  # fmt: skip
+    batch = trainer._generate_and_score_completions(list(dataset))
+    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    audio = {key: batch[key] for key in trainer._audio_keys}
+    assert {"input_features", "spatial_features"} <= set(audio)
+
+    def log_probs(audio_inputs):
+        with torch.no_grad(), trainer._audio_inputs_for(audio_inputs):
+            return trainer._get_per_token_logps_and_entropies(model, input_ids, mask, batch["completion_ids"].shape[1])[
+                0
+            ]
+
+    with_space = log_probs(audio)
+    without = log_probs({**audio, "spatial_features": torch.zeros_like(audio["spatial_features"])})
+    assert not torch.allclose(with_space, without)
+    with trainer._audio_inputs_for(None), pytest.raises(RuntimeError, match="audio tensors of this batch were lost"):
+        trainer._get_per_token_logps_and_entropies(model, input_ids, mask, 4)
+
+
+def test_spatial_grpo_rewards_come_from_the_question_metadata(encoder_dir, questions_dir, tmp_path, monkeypatch):
+    from hf_spatial.tasks import rewards
+
+    seen = {}
+    original = rewards.accuracy_reward
+
+    def recording_accuracy(prompts, completions, **kwargs):
+        seen.update(kwargs)
+        return original(prompts, completions, **kwargs)
+
+    recording_accuracy.__name__ = "accuracy_reward"
+    monkeypatch.setattr(rewards, "accuracy_reward", recording_accuracy)
+    out = run_stage(
+        "grpo",
+        "tiny",
+        [
+            "--model_name_or_path",
+            str(encoder_dir),
+            "--dataset_dir",
+            str(questions_dir),
+            "--output_dir",
+            str(tmp_path),
+            "--max_steps",
+            "1",
+            "--max_train_samples",
+            "4",
+            "--max_completion_length",
+            "8",
+            "--report_to",
+            "none",
+        ],
+    )
+    items = {item["sample_id"]: item for item in load_split(questions_dir, "train").select(range(4))}
+    assert set(seen["sample_id"]) <= set(items)
+    for sample_id, letter, evidence in zip(seen["sample_id"], seen["answer_letter"], seen["evidence"], strict=True):
+        assert letter == items[sample_id]["answer_letter"] and json.loads(evidence) == json.loads(
+            items[sample_id]["evidence"]
+        )
+    assert (out / "adapter" / "adapter_config.json").is_file()
+
+
+def test_stage_config_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rat: 0.1\n")
+    with pytest.raises(ValueError, match="Unknown encoder config keys: learning_rat"):
+        load_config("encoder", bad)
+    with pytest.raises(ValueError, match="needs `dataset_dir`"):
+        load_config("encoder", "tiny")
+    with pytest.raises(ValueError, match="Unknown stage"):
+        load_config("pretrain", "tiny")
+    result = run_cli("train", "--stage", "sft", "--config", str(tmp_path / "missing.yaml"), check=False)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_outputs_load_with_the_auto_classes(encoder_dir):
+    from transformers import AutoModelForMultimodalLM, AutoProcessor
+
+    model = AutoModelForMultimodalLM.from_pretrained(encoder_dir)
+    processor = AutoProcessor.from_pretrained(encoder_dir)
+    foa = np.random.default_rng(0).standard_normal((4, 24000)).astype(np.float32) * 0.1
+    messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "Where?"}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=text, audio=foa, sampling_rate=24000, return_tensors="pt")
+    assert model.generate(**inputs, max_new_tokens=3).shape[1] > inputs["input_ids"].shape[1]
