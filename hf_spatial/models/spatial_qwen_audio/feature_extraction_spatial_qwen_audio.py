@@ -1,0 +1,333 @@
+"""FOA feature extractor: Whisper log-mels of the W channel (semantic path) + spatial features (spatial path).
+
+Copied next to checkpoints for `trust_remote_code` loading: imports only transformers, torch, numpy and the
+relative `foa_format` module (the one definition of the FOA channel format).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from transformers import WhisperFeatureExtractor
+from transformers.audio_utils import mel_filter_bank
+from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.utils import logging
+
+from .foa_format import FOA_FORMATS, NUM_FOA_CHANNELS, W, X, Y, Z, to_ambix
+
+logger = logging.get_logger(__name__)
+
+
+def audio_token_count(num_feature_frames: int | np.ndarray | torch.Tensor):
+    """Audio tokens (25 Hz) Qwen2-Audio's encoder makes from `num_feature_frames` valid Whisper frames (100 Hz):
+    conv stride 2 then average pool 2, exactly as `Qwen2AudioEncoder._get_feat_extract_output_lengths`."""
+    return ((num_feature_frames - 1) // 2 + 1 - 2) // 2 + 1
+
+
+def _kaiser_lowpass(num_taps: int, cutoff: float, beta: float = 5.0) -> np.ndarray:
+    """Windowed-sinc low-pass FIR, unit DC gain; `cutoff` relative to Nyquist (scipy `firwin` with a Kaiser window)."""
+    m = np.arange(num_taps) - (num_taps - 1) / 2
+    taps = cutoff * np.sinc(cutoff * m) * np.kaiser(num_taps, beta)
+    return taps / taps.sum()
+
+
+def resample_poly(signal: np.ndarray, up: int, down: int) -> np.ndarray:
+    """Polyphase resampling along the last axis by `up / down`, equal to `scipy.signal.resample_poly(signal, up,
+    down, axis=-1)` with its defaults (Kaiser beta 5 filter, zero padding) up to float rounding. Returns float32.
+
+    Written here because remote code may not import scipy."""
+    divisor = math.gcd(up, down)
+    up, down = up // divisor, down // divisor
+    signal = np.asarray(signal, dtype=np.float32)
+    if up == down == 1:
+        return signal.copy()
+    num_in = signal.shape[-1]
+    num_out = -(-num_in * up // down)
+    max_rate = max(up, down)
+    half_len = 10 * max_rate
+    taps = _kaiser_lowpass(2 * half_len + 1, 1.0 / max_rate) * up
+    pre_pad = down - half_len % down
+    pre_remove = (half_len + pre_pad) // down
+    taps = np.concatenate([np.zeros(pre_pad), taps])
+    # `upfirdn` output i is sum_k taps[k] * upsampled[i * down - k]; only every up-th upsampled sample is non-zero,
+    # so output i is the convolution of the input with the polyphase branch taps[phase::up] at input index base.
+    outputs = np.arange(pre_remove, pre_remove + num_out) * down
+    phase, base = outputs % up, outputs // up
+    branch_len = -(-len(taps) // up)
+    branches = np.zeros((up, branch_len))
+    for p in range(up):
+        branch = taps[p::up]
+        branches[p, : len(branch)] = branch
+    flat = torch.from_numpy(signal.reshape(-1, 1, num_in)).double()
+    flat = torch.nn.functional.pad(flat, (branch_len - 1, max(0, int(base.max()) + 1 - num_in)))
+    kernels = torch.from_numpy(branches[:, None, ::-1].copy())
+    convolved = torch.nn.functional.conv1d(flat, kernels)  # (channels, up, time): convolved[:, p, n] = branch p * x
+    out = convolved[:, torch.from_numpy(phase), torch.from_numpy(base)]
+    return out.reshape(*signal.shape[:-1], num_out).float().numpy()
+
+
+class FOAFeatureExtractor(SequenceFeatureExtractor):
+    r"""Feature extractor for First-Order Ambisonics (FOA) clips, for [`SpatialQwenAudioForConditionalGeneration`].
+
+    Input: one clip of shape `(4, num_samples)` (AmbiX: ACN order W, Y, Z, X, SN3D; or FuMa with
+    `input_format="fuma"`), at 24 kHz (native), 16 kHz (native) or any rate with `resample=True`; or a list / a
+    `(batch, 4, num_samples)` array of clips. Clips longer than `chunk_length` (30 s) are refused.
+
+    Outputs:
+    - `input_features` `(batch, feature_size, 3000)` and `feature_attention_mask` `(batch, 3000)`: exactly what
+      Qwen2-Audio's `WhisperFeatureExtractor` gives for the W channel at 16 kHz (24 kHz W is resampled with a
+      2/3 polyphase filter equal to `scipy.signal.resample_poly(w, 2, 3)`).
+    - `spatial_features` `(batch, 7, spatial_num_mel_bins, frames)` at 100 Hz (hop 10 ms at 24 kHz), computed at
+      24 kHz whatever the input rate: channels 0-3 are log-mels of W, Y, Z, X (one common dynamic range per clip,
+      so channel level ratios are kept; scaled like Whisper's); channels 4-6 are the active intensity vector
+      (x, y, z) = Re(conj(W) [X, Y, Z]) summed over each mel band and divided by the band energy
+      (|W|^2 + |X|^2 + |Y|^2 + |Z|^2) / 2, so it is the source direction unit vector for a single plane wave and
+      shrinks towards zero in diffuse sound. Each clip gets exactly 4 frames per 25 Hz audio token (trailing
+      frames are cut or zero-padded); `spatial_attention_mask` `(batch, frames)` marks valid frames, the batch is
+      padded to its longest clip (not to 30 s).
+    """
+
+    model_input_names = [  # noqa: RUF012
+        "input_features",
+        "feature_attention_mask",
+        "spatial_features",
+        "spatial_attention_mask",
+    ]
+
+    def __init__(
+        self,
+        feature_size: int = 128,
+        sampling_rate: int = 24000,
+        semantic_sampling_rate: int = 16000,
+        hop_length: int = 160,
+        chunk_length: int = 30,
+        n_fft: int = 400,
+        padding_value: float = 0.0,
+        spatial_num_mel_bins: int = 64,
+        spatial_n_fft: int = 512,
+        spatial_win_length: int = 480,
+        spatial_hop_length: int = 240,
+        spatial_min_frequency: float = 50.0,
+        spatial_max_frequency: float | None = None,
+        spatial_frames_per_token: int = 4,
+        input_format: str = "ambix",
+        return_attention_mask: bool = True,
+        **kwargs,
+    ):
+        super().__init__(
+            feature_size=feature_size,
+            sampling_rate=sampling_rate,
+            padding_value=padding_value,
+            return_attention_mask=return_attention_mask,
+            **kwargs,
+        )
+        if input_format not in FOA_FORMATS:
+            raise ValueError(f"input_format must be one of {FOA_FORMATS}, got {input_format!r}.")
+        if spatial_hop_length * spatial_frames_per_token * semantic_sampling_rate != (hop_length * 4 * sampling_rate):
+            raise ValueError(
+                "spatial frames must tile the 25 Hz audio tokens exactly: spatial_hop_length * "
+                "spatial_frames_per_token / sampling_rate must equal 4 * hop_length / semantic_sampling_rate."
+            )
+        self.semantic_sampling_rate = semantic_sampling_rate
+        self.hop_length = hop_length
+        self.chunk_length = chunk_length
+        self.n_fft = n_fft
+        self.spatial_num_mel_bins = spatial_num_mel_bins
+        self.spatial_n_fft = spatial_n_fft
+        self.spatial_win_length = spatial_win_length
+        self.spatial_hop_length = spatial_hop_length
+        self.spatial_min_frequency = spatial_min_frequency
+        self.spatial_max_frequency = spatial_max_frequency
+        self.spatial_frames_per_token = spatial_frames_per_token
+        self.input_format = input_format
+        self._whisper = WhisperFeatureExtractor(
+            feature_size=feature_size,
+            sampling_rate=semantic_sampling_rate,
+            hop_length=hop_length,
+            chunk_length=chunk_length,
+            n_fft=n_fft,
+            padding_value=padding_value,
+            return_attention_mask=True,
+        )
+        self._spatial_mel_filters = torch.from_numpy(
+            mel_filter_bank(
+                num_frequency_bins=spatial_n_fft // 2 + 1,
+                num_mel_filters=spatial_num_mel_bins,
+                min_frequency=spatial_min_frequency,
+                max_frequency=spatial_max_frequency or sampling_rate / 2,
+                sampling_rate=sampling_rate,
+                norm="slaney",
+                mel_scale="slaney",
+            ).T.astype(np.float32)
+        )
+        self._spatial_window = torch.hann_window(spatial_win_length)
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        for key in ("_whisper", "_spatial_mel_filters", "_spatial_window"):
+            output.pop(key, None)
+        return output
+
+    @property
+    def max_duration_s(self) -> float:
+        return float(self.chunk_length)
+
+    def _as_clip_list(self, raw_foa) -> list[np.ndarray]:
+        if isinstance(raw_foa, torch.Tensor):
+            raw_foa = raw_foa.detach().cpu().numpy()
+        if isinstance(raw_foa, np.ndarray):
+            if raw_foa.ndim == 3:
+                return list(raw_foa)
+            return [raw_foa]
+        if isinstance(raw_foa, Sequence) and not isinstance(raw_foa, str) and len(raw_foa) > 0:
+            return [clip.detach().cpu().numpy() if isinstance(clip, torch.Tensor) else clip for clip in raw_foa]
+        raise ValueError(
+            "FOAFeatureExtractor expects a (4, num_samples) array, a (batch, 4, num_samples) array or a non-empty "
+            f"list of (4, num_samples) arrays; got {type(raw_foa).__name__}."
+        )
+
+    def _validate_clip(self, clip, index: int, sampling_rate: int) -> np.ndarray:
+        clip = np.asarray(clip)
+        where = f"clip {index}"
+        if clip.ndim != 2 or clip.shape[0] != NUM_FOA_CHANNELS:
+            hint = (
+                " It looks like (num_samples, 4) (soundfile's layout): pass its transpose `foa.T`."
+                if clip.ndim == 2 and clip.shape[1] == NUM_FOA_CHANNELS
+                else " Mono or stereo audio has no FOA direction information."
+            )
+            raise ValueError(
+                f"{where}: expected First-Order Ambisonics of shape (4, num_samples), got shape {clip.shape}.{hint}"
+            )
+        if not np.issubdtype(clip.dtype, np.floating):
+            raise ValueError(f"{where}: expected floating-point samples in [-1, 1], got dtype {clip.dtype}.")
+        if not np.isfinite(clip).all():
+            raise ValueError(f"{where}: contains NaN or Inf samples; clean or re-render the audio.")
+        duration = clip.shape[1] / sampling_rate
+        if duration > self.chunk_length:
+            raise ValueError(
+                f"{where}: {duration:.2f} s is longer than the {self.chunk_length} s the Whisper encoder takes; "
+                "split it into chunks of at most that length."
+            )
+        min_samples = math.ceil(3 * self.hop_length * sampling_rate / self.semantic_sampling_rate)
+        if clip.shape[1] < min_samples:
+            raise ValueError(
+                f"{where}: {clip.shape[1]} samples is too short to make one audio token "
+                f"(needs at least {min_samples} samples at {sampling_rate} Hz)."
+            )
+        return clip.astype(np.float32, copy=False)
+
+    def _resample(self, clip: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+        return clip if from_rate == to_rate else resample_poly(clip, to_rate, from_rate)
+
+    def __call__(
+        self,
+        raw_foa,
+        sampling_rate: int | None = None,
+        input_format: str | None = None,
+        resample: bool = False,
+        return_tensors: str | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Extract features from FOA clip(s); see the class docstring.
+
+        Args:
+            raw_foa: `(4, T)` array/tensor, `(batch, 4, T)` array, or list of `(4, T)` arrays.
+            sampling_rate: rate of `raw_foa` in Hz. 24000 and 16000 are native; any other rate needs
+                `resample=True`. Defaults to `self.sampling_rate` (24000) with a warning.
+            input_format: "ambix" (W, Y, Z, X, SN3D) or "fuma" (W, X, Y, Z, W at -3 dB); defaults to
+                `self.input_format`.
+            resample: allow input at a rate other than 24 or 16 kHz (polyphase resampling).
+            return_tensors: "pt", "np" or None (numpy arrays).
+            **kwargs: processor/Whisper options such as `padding` or `return_attention_mask`; ignored because the
+                layout is fixed (semantic features always padded to `chunk_length`, masks always returned).
+        """
+        if sampling_rate is None:
+            logger.warning_once(
+                f"No sampling_rate passed to {type(self).__name__}; assuming {self.sampling_rate} Hz. Pass "
+                "`sampling_rate=` to catch mismatched audio."
+            )
+            sampling_rate = self.sampling_rate
+        native_rates = (self.sampling_rate, self.semantic_sampling_rate)
+        if sampling_rate not in native_rates and not resample:
+            raise ValueError(
+                f"FOA input at {sampling_rate} Hz: this extractor takes {self.sampling_rate} Hz or "
+                f"{self.semantic_sampling_rate} Hz. Resample the audio, or pass `resample=True` to resample it here."
+            )
+        input_format = input_format or self.input_format
+        clips = [
+            to_ambix(self._validate_clip(clip, index, sampling_rate), input_format)
+            for index, clip in enumerate(self._as_clip_list(raw_foa))
+        ]
+
+        w_semantic = [self._resample(clip[W], sampling_rate, self.semantic_sampling_rate) for clip in clips]
+        semantic = self._whisper(
+            w_semantic,
+            sampling_rate=self.semantic_sampling_rate,
+            padding="max_length",
+            return_attention_mask=True,
+            return_tensors="np",
+        )
+        feature_attention_mask = semantic["attention_mask"].astype(np.int32)
+        num_tokens = audio_token_count(feature_attention_mask.sum(-1))
+
+        spatial_clips = [self._resample(clip, sampling_rate, self.sampling_rate) for clip in clips]
+        spatial_features, spatial_attention_mask = self.spatial_features(spatial_clips, num_tokens)
+
+        data = {
+            "input_features": semantic["input_features"].astype(np.float32),
+            "feature_attention_mask": feature_attention_mask,
+            "spatial_features": spatial_features.numpy(),
+            "spatial_attention_mask": spatial_attention_mask.numpy(),
+        }
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    @torch.no_grad()
+    def spatial_features(self, clips: list[np.ndarray], num_tokens: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spatial features of AmbiX clips at `self.sampling_rate`, `spatial_frames_per_token` frames per token.
+
+        Returns `(features (batch, 7, mels, frames), mask (batch, frames))`, padded to the longest clip."""
+        frames = [int(n) * self.spatial_frames_per_token for n in num_tokens]
+        max_frames = max(frames)
+        # Centred frames (frame k is centred on sample k * hop): zero-pad half a window on each side ourselves, which is
+        # cheaper than torch.stft's reflection padding; 1 + length // hop frames, so pad every clip to all its frames.
+        length = max(max(clip.shape[1] for clip in clips), (max_frames - 1) * self.spatial_hop_length)
+        half = self.spatial_n_fft // 2
+        audio = torch.zeros(len(clips), NUM_FOA_CHANNELS, length + 2 * half)
+        for index, clip in enumerate(clips):
+            audio[index, :, half : half + clip.shape[1]] = torch.from_numpy(clip)
+        spectrum = torch.stft(
+            audio.reshape(-1, audio.shape[-1]),
+            n_fft=self.spatial_n_fft,
+            hop_length=self.spatial_hop_length,
+            win_length=self.spatial_win_length,
+            window=self._spatial_window,
+            center=False,
+            return_complex=True,
+        )
+        parts = torch.view_as_real(spectrum)[:, :, :max_frames]
+        parts = parts.reshape(len(clips), NUM_FOA_CHANNELS, *parts.shape[1:])
+        real, imag = parts[..., 0], parts[..., 1]  # (batch, channel, freq, frame)
+        mel = self._spatial_mel_filters
+        band_power = torch.matmul(mel, real.square() + imag.square())
+        # Active intensity Re(conj(W) V) for V = X, Y, Z (listener axes x, y, z), summed per band, divided by the band
+        # energy (|W|^2 + |X|^2 + |Y|^2 + |Z|^2) / 2 (mel projection is linear, so the band sum of the powers).
+        # (channels 1..3 in storage order, reordered to x, y, z after the small mel projection)
+        intensity = torch.addcmul(real[:, W, None] * real[:, 1:], imag[:, W, None], imag[:, 1:])
+        band_intensity = torch.matmul(mel, intensity)[:, [axis - 1 for axis in (X, Y, Z)]]
+        band_intensity = band_intensity / (band_power.sum(dim=1, keepdim=True) / 2.0 + 1e-10)
+
+        mask = (torch.arange(max_frames)[None, :] < torch.tensor(frames)[:, None]).to(torch.int32)
+        valid = mask[:, None, None, :].bool()
+        log_mel = band_power.clamp_min(1e-10).log10()
+        clip_max = log_mel.masked_fill(~valid, -10.0).amax(dim=(1, 2, 3), keepdim=True)
+        log_mel = (torch.maximum(log_mel, clip_max - 8.0) + 4.0) / 4.0
+
+        features = torch.cat([log_mel, band_intensity], dim=1) * valid
+        return features.float(), mask
+
+
+__all__ = ["FOAFeatureExtractor", "audio_token_count", "resample_poly"]

@@ -1,0 +1,657 @@
+"""SpatialQwenAudio: Qwen2-Audio with a spatial (FOA) encoder fused by a dense hybrid projector.
+
+Copied next to checkpoints for `trust_remote_code` loading: imports only transformers, torch and its sibling
+modules.
+
+Architecture (one token per 25 Hz audio frame, no extra sequence length):
+    W log-mel ──► audio_tower (Qwen2-Audio Whisper encoder) ──► multi_modal_projector (semantic expert) ──┐
+    spatial features ──► spatial_encoder (CNN + Conformer, 25 Hz dense map + slot/global heads)          ├─► +
+                         spatial_projector: direction, distance, room, count, fusion experts             │
+                         concat(semantic, experts) ─► LayerNorm ─► bottleneck MLP ─► zero-init output ───┘
+The output layer of `spatial_projector` starts at zero, so a model made from a Qwen2-Audio checkpoint gives
+Qwen2-Audio's logits exactly until it is trained.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import WeightRenaming
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.qwen2_audio.modeling_qwen2_audio import (
+    Qwen2AudioCausalLMOutputWithPast,
+    Qwen2AudioModelOutputWithPast,
+    Qwen2AudioMultiModalProjector,
+    Qwen2AudioPreTrainedModel,
+)
+from transformers.utils import logging
+
+from .configuration_spatial_qwen_audio import MODEL_AUTO_MAP, SpatialQwenAudioConfig
+
+logger = logging.get_logger(__name__)
+
+# Qwen2-Audio checkpoints come in two key layouts: the current one matches this model's module names; the legacy
+# one (transformers < 4.52, e.g. the published Qwen2-Audio-7B files) is renamed on load. transformers registers
+# renames per model_type, so ours must be registered for our model_type and base class name.
+register_checkpoint_conversion_mapping(
+    "spatial_qwen_audio",
+    [
+        WeightRenaming(source_patterns=r"^language_model.lm_head", target_patterns="lm_head"),
+        WeightRenaming(source_patterns=r"^language_model", target_patterns="model.language_model"),
+        WeightRenaming(source_patterns=r"^audio_tower", target_patterns="model.audio_tower"),
+        WeightRenaming(source_patterns=r"^multi_modal_projector", target_patterns="model.multi_modal_projector"),
+    ],
+    overwrite=True,
+)
+register_checkpoint_conversion_mapping(
+    "SpatialQwenAudioModel",
+    [WeightRenaming(source_patterns=r"^language_model.model", target_patterns="language_model")],
+    overwrite=True,
+)
+
+# Modules added to Qwen2-Audio (initialised, not loaded, when starting from a Qwen2-Audio checkpoint).
+SPATIAL_MODULES = ("spatial_encoder", "spatial_projector")
+# PEFT `target_modules` regex for LoRA on the language model only (the Whisper encoder also has q/k/v_proj).
+LANGUAGE_MODEL_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass
+class SpatialEncoderOutput(ModelOutput):
+    r"""Outputs of [`SpatialEncoder`]. N is the number of 25 Hz audio tokens, S the number of slots.
+
+    last_hidden_state (`(batch, N, spatial_hidden_size)`): dense spatial map aligned with the audio tokens.
+    pooled_output (`(batch, spatial_hidden_size)`): masked mean of the map.
+    attention_mask (`(batch, N)`): valid tokens.
+    slot_presence_logits (`(batch, S)`): logit that the slot holds a source.
+    slot_class_logits (`(batch, S, num_classes)`): class logits per slot.
+    slot_direction (`(batch, S, 3)`): unit direction vector (x front, y left, z up) per slot.
+    slot_distance (`(batch, S)`): distance in metres per slot (non-negative).
+    slot_activity_logits (`(batch, S, N)`): logit that the slot's source is active at each token (onset/offset).
+    count_logits (`(batch, S + 1)`): number of sources, 0..S.
+    rt60 (`(batch,)`): reverberation time in seconds (non-negative).
+    """
+
+    last_hidden_state: torch.Tensor | None = None
+    pooled_output: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+    slot_presence_logits: torch.Tensor | None = None
+    slot_class_logits: torch.Tensor | None = None
+    slot_direction: torch.Tensor | None = None
+    slot_distance: torch.Tensor | None = None
+    slot_activity_logits: torch.Tensor | None = None
+    count_logits: torch.Tensor | None = None
+    rt60: torch.Tensor | None = None
+
+
+class ZeroInitLinear(nn.Linear):
+    """A linear layer initialised to zero (weight and bias): a residual branch that starts switched off."""
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channel axis of (batch, channels, freq, time) maps: no statistics across time, so padded
+    frames never change the valid ones. ("LayerNorm" in the name lets transformers' default init handle it.)"""
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return super().forward(hidden.movedim(1, -1)).movedim(-1, 1)
+
+
+def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.to(hidden.dtype)[..., None]
+    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+class _Attention(nn.Module):
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_proj = nn.Linear(hidden_size, hidden_size)
+        self.k_proj = nn.Linear(hidden_size, hidden_size)
+        self.v_proj = nn.Linear(hidden_size, hidden_size)
+        self.out_proj = nn.Linear(hidden_size, hidden_size)
+        self.dropout = dropout
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        batch, q_len, width = query.shape
+
+        def heads(x: torch.Tensor) -> torch.Tensor:
+            return x.view(batch, -1, self.num_heads, width // self.num_heads).transpose(1, 2)
+
+        attended = F.scaled_dot_product_attention(
+            heads(self.q_proj(query)),
+            heads(self.k_proj(memory)),
+            heads(self.v_proj(memory)),
+            attn_mask=key_mask[:, None, None, :].bool(),
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.out_proj(attended.transpose(1, 2).reshape(batch, q_len, width))
+
+
+class _FeedForward(nn.Sequential):
+    def __init__(self, hidden_size: int, ffn_dim: int, dropout: float):
+        super().__init__(
+            nn.LayerNorm(hidden_size),
+            nn.Linear(hidden_size, ffn_dim),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Linear(ffn_dim, hidden_size),
+            nn.Dropout(dropout),
+        )
+
+
+class _ConformerBlock(nn.Module):
+    """Macaron Conformer block (half FFN, self-attention, depthwise convolution, half FFN) with padding masks."""
+
+    def __init__(self, config: SpatialQwenAudioConfig):
+        super().__init__()
+        width, dropout = config.spatial_hidden_size, config.spatial_dropout
+        self.ffn_in = _FeedForward(width, config.spatial_ffn_dim, dropout)
+        self.attn_norm = nn.LayerNorm(width)
+        self.attn = _Attention(width, config.spatial_num_heads, dropout)
+        self.conv_norm = nn.LayerNorm(width)
+        self.conv_in = nn.Linear(width, 2 * width)
+        kernel = config.spatial_conv_kernel_size
+        self.depthwise = nn.Conv1d(width, width, kernel, padding=kernel // 2, groups=width)
+        self.conv_out_norm = nn.LayerNorm(width)
+        self.conv_out = nn.Linear(width, width)
+        self.ffn_out = _FeedForward(width, config.spatial_ffn_dim, dropout)
+        self.final_norm = nn.LayerNorm(width)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        keep = mask.to(hidden.dtype)[..., None]
+        hidden = hidden + 0.5 * self.ffn_in(hidden)
+        normed = self.attn_norm(hidden)
+        hidden = hidden + self.dropout(self.attn(normed, normed, mask))
+        conv = F.glu(self.conv_in(self.conv_norm(hidden)), dim=-1) * keep
+        conv = self.depthwise(conv.transpose(1, 2)).transpose(1, 2)
+        hidden = hidden + self.dropout(self.conv_out(F.silu(self.conv_out_norm(conv))))
+        hidden = hidden + 0.5 * self.ffn_out(hidden)
+        return self.final_norm(hidden) * keep
+
+
+class SpatialEncoder(nn.Module):
+    """Spatial encoder: CNN over the 7 spatial feature maps (100 Hz) pooled to 25 Hz, Conformer blocks, and the
+    auxiliary heads (DETR-style slot decoder for up to `spatial_num_slots` sources, global count and RT60 heads)
+    used by the encoder training stage (permutation-invariant matching)."""
+
+    def __init__(self, config: SpatialQwenAudioConfig):
+        super().__init__()
+        width, dropout = config.spatial_hidden_size, config.spatial_dropout
+        self.frames_per_token = config.spatial_frames_per_token
+        blocks, channels, freq = [], config.spatial_num_channels, config.spatial_num_mel_bins
+        time_factors = _time_pooling(config.spatial_frames_per_token, len(config.spatial_conv_channels))
+        for out_channels, time_factor in zip(config.spatial_conv_channels, time_factors, strict=True):
+            freq_factor = 2 if freq >= 2 else 1
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(channels, out_channels, kernel_size=3, padding=1),
+                    ChannelLayerNorm(out_channels),
+                    nn.GELU(),
+                    nn.AvgPool2d((freq_factor, time_factor)),
+                )
+            )
+            channels, freq = out_channels, freq // freq_factor
+        self.conv_blocks = nn.ModuleList(blocks)
+        self.conv_pools = time_factors
+        self.input_proj = nn.Linear(channels * freq, width)
+        self.input_norm = nn.LayerNorm(width)
+        self.layers = nn.ModuleList([_ConformerBlock(config) for _ in range(config.spatial_num_layers)])
+
+        self.slot_queries = nn.Parameter(torch.zeros(config.spatial_num_slots, width))
+        self.slot_norm = nn.LayerNorm(width)
+        self.slot_attn = _Attention(width, config.spatial_num_heads, dropout)
+        self.slot_ffn = _FeedForward(width, config.spatial_ffn_dim, dropout)
+        self.slot_out_norm = nn.LayerNorm(width)
+        self.presence_head = nn.Linear(width, 1)
+        self.class_head = nn.Linear(width, config.spatial_num_classes)
+        self.direction_head = nn.Linear(width, 3)
+        self.distance_head = nn.Linear(width, 1)
+        self.activity_query = nn.Linear(width, width)
+        self.activity_key = nn.Linear(width, width)
+        self.count_head = nn.Linear(width, config.spatial_num_slots + 1)
+        self.rt60_head = nn.Linear(width, 1)
+
+    def forward(self, spatial_features: torch.Tensor, spatial_attention_mask: torch.Tensor) -> SpatialEncoderOutput:
+        hidden = spatial_features.to(self.input_proj.weight.dtype)
+        frame_mask = spatial_attention_mask.bool()
+        if hidden.shape[-1] % self.frames_per_token or hidden.shape[-1] != frame_mask.shape[-1]:
+            raise ValueError(
+                f"spatial_features have {hidden.shape[-1]} frames and spatial_attention_mask "
+                f"{frame_mask.shape[-1]}; both must be the same multiple of {self.frames_per_token} "
+                "(use FOAFeatureExtractor)."
+            )
+        for block, pool in zip(self.conv_blocks, self.conv_pools, strict=True):
+            hidden = block(hidden * frame_mask[:, None, None, :].to(hidden.dtype))
+            frame_mask = frame_mask[:, ::pool]
+        token_mask = frame_mask
+        hidden = hidden.flatten(1, 2).transpose(1, 2)  # (batch, tokens, channels * freq)
+        hidden = self.input_norm(self.input_proj(hidden))
+        for layer in self.layers:
+            hidden = layer(hidden, token_mask)
+        pooled = _masked_mean(hidden, token_mask)
+
+        queries = self.slot_queries[None].expand(hidden.shape[0], -1, -1)
+        slots = queries + self.slot_attn(self.slot_norm(queries), hidden, token_mask)
+        slots = self.slot_out_norm(slots + self.slot_ffn(slots))
+        activity = torch.einsum("bsd,bnd->bsn", self.activity_query(slots), self.activity_key(hidden))
+        activity = (activity / math.sqrt(hidden.shape[-1])).masked_fill(~token_mask[:, None, :], -1e4)
+        return SpatialEncoderOutput(
+            last_hidden_state=hidden,
+            pooled_output=pooled,
+            attention_mask=token_mask.long(),
+            slot_presence_logits=self.presence_head(slots).squeeze(-1),
+            slot_class_logits=self.class_head(slots),
+            slot_direction=F.normalize(self.direction_head(slots), dim=-1),
+            slot_distance=F.softplus(self.distance_head(slots)).squeeze(-1),
+            slot_activity_logits=activity,
+            count_logits=self.count_head(pooled),
+            rt60=F.softplus(self.rt60_head(pooled)).squeeze(-1),
+        )
+
+
+def _time_pooling(frames_per_token: int, num_blocks: int) -> list[int]:
+    """Split the 100 Hz -> 25 Hz reduction into per-block factors of 2 (the rest 1)."""
+    factors, remaining = [], frames_per_token
+    for _ in range(num_blocks):
+        factor = 2 if remaining % 2 == 0 and remaining > 1 else 1
+        factors.append(factor)
+        remaining //= factor
+    if remaining != 1:
+        raise ValueError(
+            f"spatial_frames_per_token={frames_per_token} must be a power of two reachable with "
+            f"{num_blocks} conv blocks."
+        )
+    return factors
+
+
+def _expert(in_size: int, out_size: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_size, out_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(out_size, out_size))
+
+
+class SpatialHybridProjector(nn.Module):
+    """Spatial half of the dense hybrid projector (the semantic expert is Qwen2-Audio's `multi_modal_projector`).
+
+    Experts: direction and distance (per token, from the spatial map), room and count (per clip, from the pooled
+    spatial embedding, broadcast over tokens), fusion (per token, Whisper hidden state + spatial map). Their outputs
+    and the semantic expert's tokens are concatenated, normalised, passed through a bottleneck MLP and a zero-init
+    output layer; the result is added to the semantic tokens."""
+
+    def __init__(self, config: SpatialQwenAudioConfig):
+        super().__init__()
+        text_size, audio_size = config.text_config.hidden_size, config.audio_config.d_model
+        spatial_size, expert_size = config.spatial_hidden_size, config.projector_expert_size
+        dropout = config.spatial_dropout
+        self.direction_expert = _expert(spatial_size, expert_size, dropout)
+        self.distance_expert = _expert(spatial_size, expert_size, dropout)
+        self.room_expert = _expert(spatial_size, expert_size, dropout)
+        self.count_expert = _expert(spatial_size, expert_size, dropout)
+        self.fusion_expert = _expert(audio_size + spatial_size, expert_size, dropout)
+        self.norm = nn.LayerNorm(text_size + 5 * expert_size)
+        self.bottleneck = nn.Sequential(
+            nn.Linear(text_size + 5 * expert_size, config.projector_bottleneck_size), nn.GELU(), nn.Dropout(dropout)
+        )
+        self.output = ZeroInitLinear(config.projector_bottleneck_size, text_size)
+
+    def forward(
+        self,
+        semantic_tokens: torch.Tensor,
+        audio_hidden: torch.Tensor,
+        spatial_map: torch.Tensor,
+        spatial_pooled: torch.Tensor,
+    ) -> torch.Tensor:
+        """Return the spatial contribution (batch, tokens, text hidden size) to add to `semantic_tokens`."""
+        num_tokens = semantic_tokens.shape[1]
+        spatial_map = spatial_map.to(semantic_tokens.dtype)
+        per_clip = [self.room_expert(spatial_pooled), self.count_expert(spatial_pooled)]
+        experts = [
+            semantic_tokens,
+            self.direction_expert(spatial_map),
+            self.distance_expert(spatial_map),
+            *[expert.to(semantic_tokens.dtype)[:, None, :].expand(-1, num_tokens, -1) for expert in per_clip],
+            self.fusion_expert(torch.cat([audio_hidden.to(spatial_map.dtype), spatial_map], dim=-1)),
+        ]
+        return self.output(self.bottleneck(self.norm(torch.cat(experts, dim=-1))))
+
+
+class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
+    config: SpatialQwenAudioConfig
+    config_class = SpatialQwenAudioConfig
+    _no_split_modules = ["Qwen2AudioAttention", "SpatialEncoder", "SpatialHybridProjector"]  # noqa: RUF012
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, ZeroInitLinear):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, SpatialEncoder):
+            init.normal_(module.slot_queries, mean=0.0, std=1.0)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # One class can carry one `_auto_class`; write the whole auto_map so that every Auto class resolves with
+        # trust_remote_code.
+        if self._auto_class is not None:
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **MODEL_AUTO_MAP}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Load a SpatialQwenAudio checkpoint, or a Qwen2-Audio one (current or legacy key layout): then the spatial
+        modules are initialised (zero-init output: same logits as Qwen2-Audio) and every base weight must load.
+
+        Raises `ValueError` if any weight other than a newly added spatial one is missing, unexpected or has the
+        wrong shape (transformers would otherwise re-initialise it silently)."""
+        want_info = kwargs.pop("output_loading_info", False)
+        hub_kwargs = {
+            key: kwargs[key]
+            for key in ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+            if key in kwargs
+        }
+        config_dict, _ = SpatialQwenAudioConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+        from_base = config_dict.get("model_type") == "qwen2_audio"
+        if from_base and not isinstance(kwargs.get("config"), SpatialQwenAudioConfig):
+            kwargs["config"] = SpatialQwenAudioConfig.from_qwen2_audio_config(config_dict)
+        verbosity = logging.get_verbosity()
+        if from_base:  # the load report would list every new spatial weight; we check and summarise instead
+            logging.set_verbosity_error()
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        finally:
+            logging.set_verbosity(verbosity)
+        model._check_loading_info(info, allow_missing_spatial=from_base)
+        if from_base:
+            logger.info(
+                "Loaded every Qwen2-Audio weight from %s; initialised %d spatial tensors (zero-init output: same "
+                "logits as Qwen2-Audio until trained).",
+                pretrained_model_name_or_path,
+                len(info["missing_keys"]),
+            )
+        return (model, info) if want_info else model
+
+    def _check_loading_info(self, info: dict, allow_missing_spatial: bool) -> None:
+        spatial_prefixes = tuple(
+            f"{name}."
+            for name, module in self.named_modules()
+            if isinstance(module, SpatialEncoder | SpatialHybridProjector)
+        )
+        missing = [
+            key
+            for key in info.get("missing_keys", [])
+            if not (allow_missing_spatial and key.startswith(spatial_prefixes))
+        ]
+        problems = {
+            "missing": sorted(missing),
+            "unexpected": sorted(key for key in info.get("unexpected_keys", []) if not self._is_head_key(key)),
+            "mismatched": sorted(str(item) for item in info.get("mismatched_keys", [])),
+        }
+        if any(problems.values()):
+            details = "; ".join(
+                f"{kind}: {keys[:8]}{' ...' if len(keys) > 8 else ''}" for kind, keys in problems.items() if keys
+            )
+            raise ValueError(
+                f"Checkpoint does not match {type(self).__name__} ({details}). These weights would be re-initialised "
+                "or ignored; check the checkpoint and its config (Qwen2-Audio checkpoints of both key layouts load)."
+            )
+
+    def _is_head_key(self, key: str) -> bool:
+        # The backbone alone (AutoModel) legitimately skips the LM head of a full checkpoint.
+        return isinstance(self, SpatialQwenAudioModel) and key.split(".")[-2:-1] == ["lm_head"]
+
+    @classmethod
+    def from_qwen2_audio(cls, path_or_model, **spatial_kwargs):
+        """Build this model from a Qwen2-Audio checkpoint path/hub id or a loaded `Qwen2AudioForConditionalGeneration`
+        (or `Qwen2AudioModel` for the base class), keeping every base weight and adding freshly initialised spatial
+        modules (configured by `spatial_kwargs`, e.g. `spatial_hidden_size=...`). Logits equal Qwen2-Audio's."""
+        if isinstance(path_or_model, PreTrainedModel):
+            config = SpatialQwenAudioConfig.from_qwen2_audio_config(path_or_model.config, **spatial_kwargs)
+            model = cls(config)
+            incompatible = model.load_state_dict(path_or_model.state_dict(), strict=False)
+            info = {"missing_keys": incompatible.missing_keys, "unexpected_keys": incompatible.unexpected_keys}
+            model._check_loading_info(info, allow_missing_spatial=True)
+            model.generation_config = copy.deepcopy(path_or_model.generation_config)
+            return model.to(dtype=path_or_model.dtype).train(path_or_model.training)
+        config_dict, _ = SpatialQwenAudioConfig.get_config_dict(path_or_model)
+        if config_dict.get("model_type") != "qwen2_audio":
+            raise ValueError(f"{path_or_model} is a {config_dict.get('model_type')!r} checkpoint, not qwen2_audio.")
+        config = SpatialQwenAudioConfig.from_qwen2_audio_config(config_dict, **spatial_kwargs)
+        return cls.from_pretrained(path_or_model, config=config)
+
+
+class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
+    """Qwen2-Audio backbone with the spatial branch: all audio processing (Whisper encoder, spatial encoder, hybrid
+    projector, merging into the token embeddings) happens here, so trainers that call the backbone directly
+    (`model.model`, TRL) see the spatial inputs too."""
+
+    def __init__(self, config: SpatialQwenAudioConfig):
+        super().__init__(config)
+        self.audio_tower = AutoModel.from_config(config.audio_config)
+        self.multi_modal_projector = Qwen2AudioMultiModalProjector(config)
+        self.spatial_encoder = SpatialEncoder(config)
+        self.spatial_projector = SpatialHybridProjector(config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_spatial_outputs(
+        self, spatial_features: torch.Tensor, spatial_attention_mask: torch.Tensor
+    ) -> SpatialEncoderOutput:
+        """Spatial encoder outputs: the dense 25 Hz map and the auxiliary slot/count/RT60 heads."""
+        return self.spatial_encoder(spatial_features, spatial_attention_mask)
+
+    def get_audio_features(
+        self,
+        input_features: torch.Tensor,
+        feature_attention_mask: torch.Tensor,
+        spatial_features: torch.Tensor | None = None,
+        spatial_attention_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio token embeddings `(batch, max_tokens, text hidden)` and tokens per clip `(batch,)`.
+
+        Honours `config.zero_spatial_branch` (then exactly Qwen2-Audio's tokens) and `config.drop_semantic_branch`."""
+        feature_attention_mask = feature_attention_mask.to(input_features.device)
+        frame_lengths, num_tokens = self.audio_tower._get_feat_extract_output_lengths(feature_attention_mask.sum(-1))
+        max_tokens = int(num_tokens.max())
+        batch_size, _, max_mel_len = input_features.shape
+        max_positions = (max_mel_len - 2) // 2 + 1
+        if self.config.drop_semantic_branch:
+            audio_hidden = input_features.new_zeros(batch_size, max_positions, self.config.audio_config.d_model)
+            semantic = input_features.new_zeros(batch_size, max_tokens, self.config.text_config.hidden_size)
+            semantic = semantic.to(self.multi_modal_projector.linear.weight.dtype)
+        else:
+            # Exactly Qwen2-Audio's audio path (same masks, projector over all positions), for identical tokens.
+            positions = torch.arange(max_positions, device=frame_lengths.device)[None, :]
+            mask_2d = (positions < frame_lengths[:, None]).long()
+            dummy = torch.zeros(batch_size, max_positions, 1, dtype=self.audio_tower.conv1.weight.dtype)
+            audio_mask = create_bidirectional_mask(
+                config=self.audio_tower.config, inputs_embeds=dummy.to(input_features.device), attention_mask=mask_2d
+            )
+            audio_hidden = self.audio_tower(input_features, attention_mask=audio_mask).last_hidden_state
+            semantic = self.multi_modal_projector(audio_hidden)[:, :max_tokens]
+        if self.config.zero_spatial_branch:
+            return semantic, num_tokens
+        if spatial_features is None or spatial_attention_mask is None:
+            raise ValueError(
+                "spatial_features and spatial_attention_mask are required (FOAFeatureExtractor / "
+                "SpatialQwenAudioProcessor make them). For a mono control set `config.zero_spatial_branch = True`."
+            )
+        spatial = self.spatial_encoder(spatial_features.to(input_features.device), spatial_attention_mask)
+        spatial_tokens = spatial.attention_mask.sum(-1).to(num_tokens.device)
+        if not torch.equal(spatial_tokens, num_tokens):
+            raise ValueError(
+                f"spatial features give {spatial_tokens.tolist()} audio tokens per clip but input_features give "
+                f"{num_tokens.tolist()}; extract both from the same clips with FOAFeatureExtractor."
+            )
+        spatial_map = spatial.last_hidden_state[:, :max_tokens]
+        delta = self.spatial_projector(semantic, audio_hidden[:, :max_tokens], spatial_map, spatial.pooled_output)
+        return semantic + delta, num_tokens
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
+        spatial_features: torch.Tensor | None = None,
+        spatial_attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> Qwen2AudioModelOutputWithPast:
+        r"""Like `Qwen2AudioModel.forward`, plus `spatial_features` `(batch, 7, mels, frames)` and
+        `spatial_attention_mask` `(batch, frames)` from [`FOAFeatureExtractor`]. `input_ids` must hold one
+        `<|AUDIO|>` token per audio frame (the processor expands them)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+            audio_token_mask = input_ids == self.config.audio_token_id
+            if input_features is not None and bool(audio_token_mask.any()):
+                if feature_attention_mask is None:
+                    raise ValueError("feature_attention_mask is required with input_features.")
+                audio_embeds, num_tokens = self.get_audio_features(
+                    input_features, feature_attention_mask, spatial_features, spatial_attention_mask
+                )
+                valid = torch.arange(audio_embeds.shape[1], device=audio_embeds.device)[None, :] < num_tokens[:, None]
+                audio_embeds = audio_embeds[valid]
+                if audio_embeds.shape[0] != int(audio_token_mask.sum()):
+                    raise ValueError(
+                        f"The text has {int(audio_token_mask.sum())} audio tokens but the audio gives "
+                        f"{audio_embeds.shape[0]}; expand each <|AUDIO|> with SpatialQwenAudioProcessor."
+                    )
+                inputs_embeds = inputs_embeds.masked_scatter(
+                    audio_token_mask[..., None].to(inputs_embeds.device),
+                    audio_embeds.to(inputs_embeds.device, inputs_embeds.dtype),
+                )
+        outputs = self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        return Qwen2AudioModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            attention_mask=attention_mask,
+            labels=labels,
+        )
+
+
+class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, GenerationMixin):
+    """SpatialQwenAudio with a language modelling head: Qwen2-Audio that also hears where sounds are (FOA).
+
+    Load from a Qwen2-Audio checkpoint with `from_qwen2_audio(path)` or plain `from_pretrained(path)`; the spatial
+    branch then starts switched off (identical logits) and is trained by the curriculum."""
+
+    lora_target_modules = LANGUAGE_MODEL_LORA_TARGETS
+    spatial_modules = SPATIAL_MODULES
+
+    def __init__(self, config: SpatialQwenAudioConfig):
+        super().__init__(config)
+        self.model = SpatialQwenAudioModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
+
+    def get_spatial_outputs(
+        self, spatial_features: torch.Tensor, spatial_attention_mask: torch.Tensor
+    ) -> SpatialEncoderOutput:
+        """Spatial encoder outputs (dense map, slot/count/RT60 heads); see [`SpatialEncoderOutput`]."""
+        return self.model.get_spatial_outputs(spatial_features, spatial_attention_mask)
+
+    def set_audio_branches(self, spatial: bool = True, semantic: bool = True) -> None:
+        """Controls: `spatial=False` zeroes the spatial branch (mono control, W only); `semantic=False` drops the
+        Whisper branch. Stored in the config, so saved with the model."""
+        self.config.zero_spatial_branch = not spatial
+        self.config.drop_semantic_branch = not semantic
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
+        spatial_features: torch.Tensor | None = None,
+        spatial_attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> Qwen2AudioCausalLMOutputWithPast:
+        r"""Inputs as [`SpatialQwenAudioModel.forward`]; `labels` (-100 = ignored) give the causal LM loss."""
+        outputs = self.model(
+            input_ids=input_ids,
+            input_features=input_features,
+            attention_mask=attention_mask,
+            feature_attention_mask=feature_attention_mask,
+            spatial_features=spatial_features,
+            spatial_attention_mask=spatial_attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, keep, :])
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+        return Qwen2AudioCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            attention_mask=attention_mask,
+        )
+
+
+__all__ = [
+    "LANGUAGE_MODEL_LORA_TARGETS",
+    "SPATIAL_MODULES",
+    "SpatialEncoder",
+    "SpatialEncoderOutput",
+    "SpatialHybridProjector",
+    "SpatialQwenAudioForConditionalGeneration",
+    "SpatialQwenAudioModel",
+    "SpatialQwenAudioPreTrainedModel",
+]
