@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hf_spatial.data.simulate",
     "hf_spatial.acoustics.debian",
     "hf_spatial.tasks.dataset",
+    "hf_spatial.evaluation.benchmark",
+    "hf_spatial.evaluation.cli",
     "hf_spatial.publish",
     "hf_spatial.env",
 )

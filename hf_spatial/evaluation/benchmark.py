@@ -129,9 +129,7 @@ def build_benchmark(
     from hf_spatial.evaluation.leaks import find_leaks, read_dataset_scenes
     from hf_spatial.tasks.dataset import distractor_statistics
 
-    args = BenchmarkArgs(
-        num_items, seed, sources, mode, duration, max_per_scene, tuple(str(p) for p in train_datasets)
-    )
+    args = BenchmarkArgs(num_items, seed, sources, mode, duration, max_per_scene, tuple(str(p) for p in train_datasets))
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite or choose another --out.")
@@ -293,9 +291,9 @@ tags:
 ---
 # hf-spatial audio scene analysis benchmark
 
-{report['num_items']} multiple-choice questions (four options A-D) about {report['num_scenes']} First-Order
+{report["num_items"]} multiple-choice questions (four options A-D) about {report["num_scenes"]} First-Order
 Ambisonics scenes rendered from held-out test rooms and test source clips only; levels L1/L2/L3 in TWNM's
-proportions (385/279/336 per 1,000), tasks evenly within a level, at most {report['args']['max_per_scene']}
+proportions (385/279/336 per 1,000), tasks evenly within a level, at most {report["args"]["max_per_scene"]}
 questions per scene.
 
 - `load_dataset(path, split="test")`: one row per question with `audio` (4-channel AmbiX W,Y,Z,X SN3D FLAC at
@@ -304,7 +302,7 @@ questions per scene.
 - `generation_report.md`: counts per level and task, and the leak checks.
 - Evaluate: `hf-spatial evaluate --model MODEL --benchmark path --controls --circular`.
 
-Made with `{report['command']}`.
+Made with `{report["command"]}`.
 
 {counts_markdown(report)}"""
 

@@ -13,7 +13,9 @@ from hf_spatial.acoustics.scene import SceneSpec
 
 def scene_fingerprint(scene: SceneSpec) -> tuple:
     """What makes two scenes the same scene whatever their ids: room, and each source's clip and position."""
-    sources = sorted((s.clip_id, round(s.azimuth, 3), round(s.elevation, 3), round(s.distance, 3)) for s in scene.sources)
+    sources = sorted(
+        (s.clip_id, round(s.azimuth, 3), round(s.elevation, 3), round(s.distance, 3)) for s in scene.sources
+    )
     return scene.room.room_id, tuple(sources)
 
 

@@ -220,9 +220,7 @@ def _solve_navigation(context: SceneContext, params: dict) -> str:
     return SECTOR_WALK[SECTOR_OPPOSITE[context.sector(params["source"])]]
 
 
-@register_task(
-    "l3_navigation", 3, "Which way to walk to get away from (or towards) a source.", _solve_navigation, True
-)
+@register_task("l3_navigation", 3, "Which way to walk to get away from (or towards) a source.", _solve_navigation, True)
 def navigation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     candidates = [i for i in range(context.num_sources) if context.named(i) and context.sector_clear(i)]
     if not candidates:
@@ -239,8 +237,7 @@ def navigation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     )
     return Draft(
         question=question,
-        options=[_solve_navigation(context, {"source": target})]
-        + [SECTOR_WALK[s] for s in SECTOR_ORDER if s != gold],
+        options=[_solve_navigation(context, {"source": target})] + [SECTOR_WALK[s] for s in SECTOR_ORDER if s != gold],
         open_answer=f"walk {SECTOR_WALK[gold]}, away from the {name} ({direction_open_answer(context, target)})",
         evidence=source_facts(context, target),
         params={"source": target},

@@ -72,9 +72,7 @@ def answer_for_scene(item: Mapping[str, Any], scene: SceneSpec, *, strict: bool 
         return None
     if strict:
         numbers = list(values.values())
-        gap = min(
-            NearestValue(a, answer.circular).distance(b) for i, a in enumerate(numbers) for b in numbers[i + 1 :]
-        )
+        gap = min(NearestValue(a, answer.circular).distance(b) for i, a in enumerate(numbers) for b in numbers[i + 1 :])
         if distances[0][0] >= gap / 2:
             return None
     return distances[0][1]
