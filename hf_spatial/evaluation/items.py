@@ -61,8 +61,8 @@ def load_benchmark(path: str | os.PathLike, split: str = "test", max_items: int 
         return load_benchmark(folder / "twnm", split, max_items)
     else:
         raise FileNotFoundError(
-            f"{folder} is not a benchmark: expected README.md + data/*.parquet (hf-spatial benchmark build / questions) "
-            "or metadata.jsonl with audio files (TWNM layout)."
+            f"{folder} is not a benchmark: expected README.md + data/*.parquet (hf-spatial benchmark build or "
+            "questions) or metadata.jsonl with audio files (TWNM layout)."
         )
     if not items:
         raise ValueError(f"Benchmark {folder} has no items.")

@@ -38,7 +38,7 @@ def plot_levels(results: Mapping[str, Any], path: Path) -> Path:
     """Grouped bars: accuracy per level and overall for each condition, 95% intervals, chance dashed."""
     plt = _pyplot()
     conditions = results["conditions"]
-    slices = sorted({level for c in conditions.values() for level in c["levels"]}) + ["overall"]
+    slices = [*sorted({level for c in conditions.values() for level in c["levels"]}), "overall"]
     width = 0.8 / len(conditions)
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(slices), 4))
     for i, (name, condition) in enumerate(conditions.items()):

@@ -29,7 +29,7 @@ def reference_labels(scene: SceneSpec, class_names: list[str]) -> FrameLabels:
     """Frame-wise DCASE labels (metres) of a scene's sources."""
     index = {name: i for i, name in enumerate(class_names)}
     labels: FrameLabels = {}
-    num_frames = int(round(scene.duration / LABEL_HOP_S))
+    num_frames = round(scene.duration / LABEL_HOP_S)
     centres = (np.arange(num_frames) + 0.5) * LABEL_HOP_S
     for source_index, source in enumerate(scene.sources):
         if source.label not in index:
