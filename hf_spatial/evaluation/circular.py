@@ -34,6 +34,7 @@ def combine_circular(item: Mapping[str, Any], variant_records: Sequence[Mapping[
     """One record for an item from its variants' records: correct only if every variant is."""
     return {
         "sample_id": item["sample_id"],
+        "condition": "circular",
         "task": item["task"],
         "level": int(item["level"]),
         "answer_letter": item["answer_letter"],

@@ -157,6 +157,6 @@ def _run_seld(args: argparse.Namespace, out: Path) -> int:
     else:
         raise ValueError("--seld needs --ref DIR --pred DIR (CSV folders) or --model PATH --dataset DIR.")
     metrics = {k: v for k, v in results["metrics"].items() if isinstance(v, int | float)}
-    print(", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
     print(f"report: {results['report_path']}")
     return 0
