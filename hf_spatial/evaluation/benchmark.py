@@ -143,7 +143,7 @@ def build_benchmark(
     vocabulary, priors = distractor_statistics(reference)
 
     items, scenes = _choose_items(sampler, args, vocabulary, priors)
-    leak_checks = [find_leaks(scenes, sampled_train, f"sampled training split ({len(sampled_train)} scenes)")]
+    leak_checks = [find_leaks(scenes, sampled_train, "sampled training split")]
     leak_checks += [find_leaks(scenes, train, name) for name, train in train_sets.items()]
     report = generation_report(args, items, scenes, leak_checks, bank)
     if not all(check.clean for check in leak_checks):

@@ -64,6 +64,11 @@ def _cell(metric: Mapping[str, Any] | None) -> str:
     return f"{100 * metric['accuracy']:.1f} ({100 * low:.1f}-{100 * high:.1f}), n={metric['n']}"
 
 
+def _unparsed(record: Mapping[str, Any]) -> bool:
+    # A circular record is unparsed when any of its option orders got no answer.
+    return None in record["variants"] if "variants" in record else record["predicted_letter"] is None
+
+
 def markdown_report(results: Mapping[str, Any], run: EvaluationRun, plots: Sequence[str] = ()) -> str:
     """Conditions side by side (overall, per level, per task), the full condition's table, exclusions, plots."""
     conditions = results["conditions"]
@@ -94,7 +99,7 @@ def markdown_report(results: Mapping[str, Any], run: EvaluationRun, plots: Seque
         lines += ["", "## Items left out", ""]
         for name, reasons in excluded.items():
             lines += [f"- {name}: " + "; ".join(f"{count} ({reason})" for reason, count in reasons.items())]
-    unparsed = {name: sum(r["predicted_letter"] is None for r in records) for name, records in run.records.items()}
+    unparsed = {name: sum(_unparsed(r) for r in records) for name, records in run.records.items()}
     lines += ["", "Unparsable answers (counted wrong): " + ", ".join(f"{k} {v}" for k, v in unparsed.items()) + "."]
     if plots:
         lines += ["", "## Plots", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in plots]]
