@@ -19,6 +19,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hf_spatial.acoustics.debian",
     "hf_spatial.tasks.dataset",
     "hf_spatial.training.stages",
+    "hf_spatial.evaluation.benchmark",
+    "hf_spatial.evaluation.cli",
     "hf_spatial.publish",
     "hf_spatial.env",
 )

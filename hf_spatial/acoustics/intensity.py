@@ -98,7 +98,8 @@ def estimate_directions(
     keep = (norm > 1e-12 * max(norm.max(initial=0.0), 1e-30)) & (diffuseness <= max_diffuseness)
     if not np.any(keep):
         raise ValueError("No directional time-frequency bins: the signal is silent or fully diffuse.")
-    az, el, _ = cartesian_to_spherical(intensity[:, keep].T)
+    # Unit vectors: quiet bins have intensities far below conventions' zero-length threshold, yet a direction.
+    az, el, _ = cartesian_to_spherical((intensity[:, keep] / norm[keep]).T)
     az_edges = np.arange(-180.0, 180.0 + grid_step, grid_step)
     el_edges = np.arange(-90.0, 90.0 + grid_step, grid_step)
     histogram, _, _ = np.histogram2d(az, el, bins=(az_edges, el_edges), weights=norm[keep])

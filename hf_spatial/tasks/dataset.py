@@ -34,6 +34,7 @@ QA_STRING_COLUMNS = (
     "task",
     "open_answer",
     "evidence",
+    "params",
 )
 
 
@@ -64,6 +65,16 @@ def _load_simulated(dataset_dir: Path):
     return {name: split.cast_column("audio", Audio(decode=False)) for name, split in splits.items()}
 
 
+def distractor_statistics(reference_scenes: Sequence[Any]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """(vocabulary, priors) for `generate_questions` from reference (training) scenes: label frequencies for
+    absent-class distractors and quantity distributions for numeric distractors."""
+    from hf_spatial.tasks.priors import compute_priors
+    from hf_spatial.tasks.vocabulary import label_frequencies
+
+    vocabulary = label_frequencies(source.label for scene in reference_scenes for source in scene.sources)
+    return vocabulary, compute_priors(reference_scenes)
+
+
 def build_question_dataset(
     dataset_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -79,9 +90,7 @@ def build_question_dataset(
 
     from hf_spatial.acoustics.scene import SceneSpec
     from hf_spatial.tasks.balance import balance_answers
-    from hf_spatial.tasks.priors import compute_priors
     from hf_spatial.tasks.registry import generate_questions, resolve_tasks
-    from hf_spatial.tasks.vocabulary import label_frequencies
 
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
@@ -92,9 +101,7 @@ def build_question_dataset(
     splits = _load_simulated(dataset_dir)
     scenes = {name: [SceneSpec.from_json(text) for text in split["scene"]] for name, split in splits.items()}
     # Distractor statistics come from the training scenes when there are any, so test items never shape them.
-    reference = scenes.get("train") or [scene for split in scenes.values() for scene in split]
-    vocabulary = label_frequencies(source.label for scene in reference for source in scene.sources)
-    priors = compute_priors(reference)
+    vocabulary, priors = distractor_statistics(scenes.get("train") or [s for split in scenes.values() for s in split])
 
     tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -172,7 +179,8 @@ questions` (seed {seed}) from the simulated dataset `{source.name}`. Questions p
 
 Each row: `audio` (4-channel AmbiX W,Y,Z,X SN3D FLAC at 24 kHz; decode with `hf_spatial.data.read_foa`, not
 `["array"]`, which downmixes), `scene_id`, `split`, `scene` (SceneSpec JSON), `sample_id`, `question`,
-`option_a`..`option_d`, `answer_letter`, `answer_text`, `level`, `task`, `open_answer`, `evidence`.
+`option_a`..`option_d`, `answer_letter`, `answer_text`, `level`, `task`, `open_answer`, `evidence`, `params`
+(what the question is about, for `hf_spatial.tasks.solving.answer_for_scene`).
 
 Listener frame: x front, y left, z up; azimuth counter-clockwise from the front (+90 = left).
 

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from hf_spatial.conventions import angular_distance, sector_boundary_margin
+from hf_spatial.conventions import angular_distance, azimuth_to_sector, sector_boundary_margin, wrap_azimuth
 from hf_spatial.tasks.context import (
     DISTANCE_GAP_M,
     EQUIDISTANT_TOLERANCE_M,
@@ -20,7 +20,7 @@ from hf_spatial.tasks.context import (
     sector_and_margin,
 )
 from hf_spatial.tasks.level1 import _templates, direction_open_answer, merge_facts, source_facts
-from hf_spatial.tasks.options import degrees_text, linear_ladder
+from hf_spatial.tasks.options import NearestValue, degrees_text, linear_ladder
 from hf_spatial.tasks.registry import Draft, register_task
 
 # Sources closer than this horizontally have no meaningful left/right/front/back relation.
@@ -39,8 +39,18 @@ def _pick_pair(rng: np.random.Generator, pairs: list[tuple[int, int]]) -> tuple[
     return pairs[int(rng.integers(len(pairs)))] if pairs else None
 
 
+def _solve_relative_direction(context: SceneContext, params: dict) -> str:
+    a, b = params["a"], params["b"]
+    sector, _ = sector_and_margin(context.scene.relative_direction(a, b)[0])
+    return relative_phrase(sector, context.phrase(b))
+
+
 @register_task(
-    "l2_relative_direction_between_objects", 2, "Where source A is relative to source B (listener-frame sectors)."
+    "l2_relative_direction_between_objects",
+    2,
+    "Where source A is relative to source B (listener-frame sectors).",
+    _solve_relative_direction,
+    True,
 )
 def relative_direction_between_objects(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     pairs = []
@@ -64,12 +74,14 @@ def relative_direction_between_objects(context: SceneContext, rng: np.random.Gen
     )
     return Draft(
         question=question,
-        options=[relative_phrase(gold, name_b)] + [relative_phrase(s, name_b) for s in SECTOR_ORDER if s != gold],
+        options=[_solve_relative_direction(context, {"a": a, "b": b})]
+        + [relative_phrase(s, name_b) for s in SECTOR_ORDER if s != gold],
         open_answer=(
             f"the {name_a} is {relative_phrase(gold, name_b)} (direction {azimuth:.0f} deg from it); "
             f"{direction_open_answer(context, a)}; {direction_open_answer(context, b)}"
         ),
         evidence=merge_facts(source_facts(context, a), source_facts(context, b)),
+        params={"a": a, "b": b},
     )
 
 
@@ -88,7 +100,28 @@ def _comparison_bin(difference: float) -> int | None:
     return magnitude if difference < 0 else 4 - magnitude
 
 
-@register_task("l2_compare_object_distances", 2, "Which of two sources is closer, by how much, or equidistant.")
+def _comparison_texts(name_a: str, name_b: str) -> list[str]:
+    return [
+        f"the {name_a} is closer, by more than {FAR_CLOSER_M:.0f} m",
+        f"the {name_a} is closer, by less than {FAR_CLOSER_M:.0f} m",
+        f"they are about equally far (within {EQUIDISTANT_TOLERANCE_M:.2f} m)",
+        f"the {name_b} is closer, by less than {FAR_CLOSER_M:.0f} m",
+        f"the {name_b} is closer, by more than {FAR_CLOSER_M:.0f} m",
+    ]
+
+
+def _solve_compare_distances(context: SceneContext, params: dict) -> str | None:
+    a, b = params["a"], params["b"]
+    gold = _comparison_bin(context.sources[a].distance - context.sources[b].distance)
+    return None if gold is None else _comparison_texts(context.phrase(a), context.phrase(b))[gold]
+
+
+@register_task(
+    "l2_compare_object_distances",
+    2,
+    "Which of two sources is closer, by how much, or equidistant.",
+    _solve_compare_distances,
+)
 def compare_object_distances(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     pairs = [
         (a, b)
@@ -100,14 +133,8 @@ def compare_object_distances(context: SceneContext, rng: np.random.Generator) ->
         return None
     a, b = pair
     name_a, name_b = context.phrase(a), context.phrase(b)
-    texts = [
-        f"the {name_a} is closer, by more than {FAR_CLOSER_M:.0f} m",
-        f"the {name_a} is closer, by less than {FAR_CLOSER_M:.0f} m",
-        f"they are about equally far (within {EQUIDISTANT_TOLERANCE_M:.2f} m)",
-        f"the {name_b} is closer, by less than {FAR_CLOSER_M:.0f} m",
-        f"the {name_b} is closer, by more than {FAR_CLOSER_M:.0f} m",
-    ]
-    gold = _comparison_bin(context.sources[a].distance - context.sources[b].distance)
+    texts = _comparison_texts(name_a, name_b)
+    gold = texts.index(_solve_compare_distances(context, {"a": a, "b": b}))
     distractors = [i for i in range(len(texts)) if i != gold]
     dropped = int(rng.integers(len(distractors)))
     question = _templates(
@@ -121,6 +148,7 @@ def compare_object_distances(context: SceneContext, rng: np.random.Generator) ->
         options=[texts[gold]] + [texts[i] for k, i in enumerate(distractors) if k != dropped],
         open_answer=(f"{name_a} {context.sources[a].distance:.1f} m, {name_b} {context.sources[b].distance:.1f} m"),
         evidence={"distance_m": [round(context.sources[a].distance, 2), round(context.sources[b].distance, 2)]},
+        params={"a": a, "b": b},
     )
 
 
@@ -132,8 +160,17 @@ def _distinct_distance(reference: float, other: float) -> bool:
     return abs(reference - other) >= max(0.5, 0.3 * min(reference, other))
 
 
+def _solve_binding(context: SceneContext, params: dict) -> str:
+    index = params["source"]
+    return _binding_text(context.sector(index), context.sources[index].distance)
+
+
 @register_task(
-    "l2_bind_identity_location_distance", 2, "Bind a named source to its sector and distance (2x2 swapped bindings)."
+    "l2_bind_identity_location_distance",
+    2,
+    "Bind a named source to its sector and distance (2x2 swapped bindings).",
+    _solve_binding,
+    True,
 )
 def bind_identity_location_distance(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     candidates = [i for i in range(context.num_sources) if context.named(i) and context.sector_clear(i)]
@@ -164,17 +201,31 @@ def bind_identity_location_distance(context: SceneContext, rng: np.random.Genera
     return Draft(
         question=question,
         options=[
-            _binding_text(sector, source.distance),
+            _solve_binding(context, {"source": target}),
             _binding_text(wrong_sector, source.distance),
             _binding_text(sector, wrong_distance),
             _binding_text(wrong_sector, wrong_distance),
         ],
         open_answer=direction_open_answer(context, target),
         evidence=source_facts(context, target),
+        params={"source": target},
     )
 
 
-@register_task("l2_source_at_direction", 2, "Which source is in a given sector.")
+SECTOR_CENTRE_DEG = {"front": 0.0, "left": 90.0, "back": 180.0, "right": -90.0}
+
+
+def _solve_source_at_direction(context: SceneContext, params: dict) -> str | None:
+    # The source in the sector, nearest its centre (in a well-posed scene it is the only one).
+    sector = params["sector"]
+    inside = [i for i in range(context.num_sources) if azimuth_to_sector(context.sources[i].azimuth) == sector]
+    if not inside:
+        return None
+    offset = [abs(float(wrap_azimuth(context.sources[i].azimuth - SECTOR_CENTRE_DEG[sector]))) for i in inside]
+    return context.phrase(inside[int(np.argmin(offset))])
+
+
+@register_task("l2_source_at_direction", 2, "Which source is in a given sector.", _solve_source_at_direction, True)
 def source_at_direction(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     if not context.labels_unique or not all(context.sector_clear(i) for i in range(context.num_sources)):
         return None
@@ -198,10 +249,22 @@ def source_at_direction(context: SceneContext, rng: np.random.Generator) -> Draf
         options=phrases,
         open_answer=direction_open_answer(context, target),
         evidence=source_facts(context, target),
+        params={"sector": sectors[target]},
     )
 
 
-@register_task("l2_angular_separation", 2, "The angle between two sources, among four values 30 degrees apart.")
+def _solve_separation(context: SceneContext, params: dict) -> NearestValue:
+    sa, sb = context.sources[params["a"]], context.sources[params["b"]]
+    return NearestValue(float(angular_distance(sa.azimuth, sa.elevation, sb.azimuth, sb.elevation)))
+
+
+@register_task(
+    "l2_angular_separation",
+    2,
+    "The angle between two sources, among four values 30 degrees apart.",
+    _solve_separation,
+    True,
+)
 def angular_separation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     pairs = [(a, b) for a, b in _named_pairs(context) if a < b]
     pair = _pick_pair(rng, pairs)
@@ -209,7 +272,7 @@ def angular_separation(context: SceneContext, rng: np.random.Generator) -> Draft
         return None
     a, b = pair
     sa, sb = context.sources[a], context.sources[b]
-    angle = float(angular_distance(sa.azimuth, sa.elevation, sb.azimuth, sb.elevation))
+    angle = _solve_separation(context, {"a": a, "b": b}).value
     values = context.numeric_options(
         "separation_deg", angle, rng, 5.0, lambda: linear_ladder(angle, 30.0, rng, low=0.0, high=180.0, quantum=5.0)
     )
@@ -230,16 +293,26 @@ def angular_separation(context: SceneContext, rng: np.random.Generator) -> Draft
             {"angle_deg": [round(angle, 1)]},
             {"azimuth_deg": [round(sa.azimuth, 1), round(sb.azimuth, 1)]},
         ),
+        params={"a": a, "b": b},
     )
 
 
-@register_task("l2_nearest_source", 2, "Which source is nearest (or farthest) to the listener.")
+def _distance_order(context: SceneContext, farthest: bool) -> np.ndarray:
+    distances = np.array([source.distance for source in context.sources])
+    return np.argsort(-distances if farthest else distances, kind="stable")
+
+
+def _solve_nearest(context: SceneContext, params: dict) -> str:
+    return context.phrase(int(_distance_order(context, params["farthest"])[0]))
+
+
+@register_task("l2_nearest_source", 2, "Which source is nearest (or farthest) to the listener.", _solve_nearest)
 def nearest_source(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     if context.num_sources < 2 or not context.labels_unique:
         return None
     distances = np.array([source.distance for source in context.sources])
     farthest = bool(rng.integers(2))
-    order = np.argsort(-distances if farthest else distances, kind="stable")
+    order = _distance_order(context, farthest)
     if abs(distances[order[0]] - distances[order[1]]) < DISTANCE_GAP_M:
         return None
     gold = int(order[0])
@@ -258,4 +331,5 @@ def nearest_source(context: SceneContext, rng: np.random.Generator) -> Draft | N
         options=phrases,
         open_answer=f"{context.phrase(gold)}; distances: {listing}",
         evidence={"distance_m": [round(float(d), 2) for d in distances]},
+        params={"farthest": farthest},
     )

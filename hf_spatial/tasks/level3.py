@@ -31,7 +31,23 @@ def listener_turn_rotation(turn: str, facing_azimuth: float = 0.0) -> float:
     return -turns[turn]
 
 
-@register_task("l3_listener_rotation", 3, "Where a source would be after the listener turns (counterfactual).")
+def _turned_azimuth(context: SceneContext, target: int, turn: str, facing: int | None) -> float:
+    facing_azimuth = context.sources[facing].azimuth if facing is not None else 0.0
+    return float(rotate_direction(context.sources[target].azimuth, listener_turn_rotation(turn, facing_azimuth)))
+
+
+def _solve_listener_rotation(context: SceneContext, params: dict) -> str:
+    sector, _ = sector_and_margin(_turned_azimuth(context, params["source"], params["turn"], params["facing"]))
+    return SECTOR_AROUND_YOU[sector]
+
+
+@register_task(
+    "l3_listener_rotation",
+    3,
+    "Where a source would be after the listener turns (counterfactual).",
+    _solve_listener_rotation,
+    True,
+)
 def listener_rotation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     named = [i for i in range(context.num_sources) if context.named(i)]
     # (turn, facing source or None, target) options that leave the target clear of the sector boundaries.
@@ -40,18 +56,18 @@ def listener_rotation(context: SceneContext, rng: np.random.Generator) -> Draft 
         turns = [("left", None), ("right", None), ("around", None)]
         turns += [("face", other) for other in named if other != target]
         for turn, facing in turns:
-            facing_azimuth = context.sources[facing].azimuth if facing is not None else 0.0
-            rotation = listener_turn_rotation(turn, facing_azimuth)
-            _, margin = sector_and_margin(rotate_direction(context.sources[target].azimuth, rotation))
+            _, margin = sector_and_margin(_turned_azimuth(context, target, turn, facing))
             if margin >= SECTOR_MARGIN_DEG:
-                candidates.append((turn, facing, target, rotation))
+                candidates.append((turn, facing, target))
     if not candidates:
         return None
     # Prefer facing another source (the TWNM form) when the scene allows it.
     facing_candidates = [c for c in candidates if c[0] == "face"]
     pool = facing_candidates if facing_candidates and rng.random() < 0.7 else candidates
-    turn, facing, target, rotation = pool[int(rng.integers(len(pool)))]
-    new_azimuth = float(rotate_direction(context.sources[target].azimuth, rotation))
+    turn, facing, target = pool[int(rng.integers(len(pool)))]
+    params = {"source": target, "turn": turn, "facing": facing}
+    new_azimuth = _turned_azimuth(context, target, turn, facing)
+    gold_text = _solve_listener_rotation(context, params)
     gold, _ = sector_and_margin(new_azimuth)
     name = context.phrase(target)
     action = {
@@ -71,14 +87,25 @@ def listener_rotation(context: SceneContext, rng: np.random.Generator) -> Draft 
         facts = merge_facts(facts, {"azimuth_deg": [round(context.sources[facing].azimuth, 1)]})
     return Draft(
         question=question,
-        options=[SECTOR_AROUND_YOU[gold]] + [SECTOR_AROUND_YOU[s] for s in SECTOR_ORDER if s != gold],
+        options=[gold_text] + [SECTOR_AROUND_YOU[s] for s in SECTOR_ORDER if s != gold],
         open_answer=f"after turning, {name} at azimuth {new_azimuth:.0f} deg ({gold}); before: "
         + direction_open_answer(context, target),
         evidence=merge_facts(facts, {"azimuth_deg": [round(new_azimuth, 1)]}),
+        params=params,
     )
 
 
-@register_task("l3_source_removal", 3, "Where the nearest remaining source is if one source stops.")
+def _nearest_remaining(context: SceneContext, removed: int) -> list[int]:
+    return sorted((i for i in range(context.num_sources) if i != removed), key=lambda i: context.sources[i].distance)
+
+
+def _solve_source_removal(context: SceneContext, params: dict) -> str:
+    return SECTOR_AROUND_YOU[context.sector(_nearest_remaining(context, params["removed"])[0])]
+
+
+@register_task(
+    "l3_source_removal", 3, "Where the nearest remaining source is if one source stops.", _solve_source_removal, True
+)
 def source_removal(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     if context.num_sources < 2:
         return None
@@ -86,9 +113,7 @@ def source_removal(context: SceneContext, rng: np.random.Generator) -> Draft | N
     for removed in range(context.num_sources):
         if not context.named(removed):
             continue
-        remaining = sorted(
-            (i for i in range(context.num_sources) if i != removed), key=lambda i: context.sources[i].distance
-        )
+        remaining = _nearest_remaining(context, removed)
         nearest = remaining[0]
         if len(remaining) > 1 and context.sources[remaining[1]].distance - context.sources[nearest].distance < (
             DISTANCE_GAP_M
@@ -109,9 +134,11 @@ def source_removal(context: SceneContext, rng: np.random.Generator) -> Draft | N
     gold = context.sector(nearest)
     return Draft(
         question=question,
-        options=[SECTOR_AROUND_YOU[gold]] + [SECTOR_AROUND_YOU[s] for s in SECTOR_ORDER if s != gold],
+        options=[_solve_source_removal(context, {"removed": removed})]
+        + [SECTOR_AROUND_YOU[s] for s in SECTOR_ORDER if s != gold],
         open_answer=f"{context.phrase(nearest)} would be closest: " + direction_open_answer(context, nearest),
         evidence=source_facts(context, nearest),
+        params={"removed": removed},
     )
 
 
@@ -154,9 +181,18 @@ def place_scores(labels: list[str], rt60: float) -> dict[str, int]:
     }
 
 
-@register_task("l3_scene_abduction", 3, "What kind of place the scene is, from its sources and reverberation.")
+def _solve_scene_abduction(context: SceneContext, params: dict) -> str | None:
+    return likely_place(context.scene.labels, context.scene.room.rt60)
+
+
+@register_task(
+    "l3_scene_abduction",
+    3,
+    "What kind of place the scene is, from its sources and reverberation.",
+    _solve_scene_abduction,
+)
 def scene_abduction(context: SceneContext, rng: np.random.Generator) -> Draft | None:
-    best = likely_place(context.scene.labels, context.scene.room.rt60)
+    best = _solve_scene_abduction(context, {})
     if best is None:
         return None
     others = [place for place in PLACES if place != best]
@@ -180,7 +216,11 @@ def scene_abduction(context: SceneContext, rng: np.random.Generator) -> Draft | 
     )
 
 
-@register_task("l3_navigation", 3, "Which way to walk to get away from (or towards) a source.")
+def _solve_navigation(context: SceneContext, params: dict) -> str:
+    return SECTOR_WALK[SECTOR_OPPOSITE[context.sector(params["source"])]]
+
+
+@register_task("l3_navigation", 3, "Which way to walk to get away from (or towards) a source.", _solve_navigation, True)
 def navigation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     candidates = [i for i in range(context.num_sources) if context.named(i) and context.sector_clear(i)]
     if not candidates:
@@ -197,7 +237,8 @@ def navigation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     )
     return Draft(
         question=question,
-        options=[SECTOR_WALK[gold]] + [SECTOR_WALK[s] for s in SECTOR_ORDER if s != gold],
+        options=[_solve_navigation(context, {"source": target})] + [SECTOR_WALK[s] for s in SECTOR_ORDER if s != gold],
         open_answer=f"walk {SECTOR_WALK[gold]}, away from the {name} ({direction_open_answer(context, target)})",
         evidence=source_facts(context, target),
+        params={"source": target},
     )

@@ -6,6 +6,8 @@ middle value", "pick the largest" or "pick the longest text" are all at chance.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from hf_spatial.conventions import wrap_azimuth
@@ -89,3 +91,18 @@ def quantile_lattice(
     distractors = [quantum * round(float(np.quantile(reference, q)) / quantum) for q in levels]
     values = [quantum * round(gold / quantum), *distractors]
     return values if len(set(values)) == NUM_OPTIONS else None
+
+
+@dataclass(frozen=True)
+class NearestValue:
+    """A solver's numeric answer: the option whose number is nearest to `value` (azimuths on the circle)."""
+
+    value: float
+    circular: bool = False
+
+    def distance(self, other: float) -> float:
+        difference = abs(self.value - other)
+        if self.circular:
+            difference %= 360.0
+            return min(difference, 360.0 - difference)
+        return difference

@@ -29,9 +29,15 @@ class Draft:
     options: list[str]
     open_answer: str
     evidence: dict[str, list[float]] = field(default_factory=dict)
+    # What the question is about (source indices, turn, sector...): with the task's solver, this answers the
+    # same question for a modified scene (`solving.answer_for_scene`).
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 Generator = Callable[[SceneContext, np.random.Generator], Draft | None]
+# A solver answers a drafted question for any scene: the gold option text, a `NearestValue` for numeric
+# options, or None when the question has no answer in that scene.
+Solver = Callable[[SceneContext, dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -42,20 +48,24 @@ class TaskSpec:
     level: int
     description: str
     generate: Generator
+    solve: Solver
+    uses_direction: bool = False  # the answer depends on source directions (the intensity baseline applies)
 
 
 TASKS: dict[str, TaskSpec] = {}
 
 
-def register_task(name: str, level: int, description: str) -> Callable[[Generator], Generator]:
-    """Decorator adding a generator to `TASKS` under `name`."""
+def register_task(
+    name: str, level: int, description: str, solve: Solver, uses_direction: bool = False
+) -> Callable[[Generator], Generator]:
+    """Decorator adding a generator to `TASKS` under `name`, with the solver its gold answers come from."""
     if not name.startswith(f"l{level}_"):
         raise ValueError(f"Task name {name!r} must start with 'l{level}_'.")
 
     def decorator(function: Generator) -> Generator:
         if name in TASKS:
             raise ValueError(f"Task {name!r} is registered twice.")
-        TASKS[name] = TaskSpec(name=name, level=level, description=description, generate=function)
+        TASKS[name] = TaskSpec(name, level, description, function, solve, uses_direction)
         return function
 
     return decorator
@@ -112,6 +122,7 @@ def finalize(draft: Draft, scene: SceneSpec, task: TaskSpec, rng: np.random.Gene
         "task": task.name,
         "open_answer": draft.open_answer,
         "evidence": json.dumps(draft.evidence, sort_keys=True),
+        "params": json.dumps(draft.params, sort_keys=True),
     }
 
 

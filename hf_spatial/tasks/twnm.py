@@ -1,7 +1,8 @@
 """TWNM-FOA-Benchmark interchange: a folder with `metadata.jsonl` and the audio files beside it.
 
 Each line holds file_name (relative path of the audio), sample_id, question, option_a..option_d,
-answer_letter, answer_text, level and task; extra fields (scene_id, open_answer, evidence) are kept.
+answer_letter, answer_text, level and task; extra fields (scene_id, open_answer, evidence, params, scene) are
+kept.
 `datasets.load_dataset("audiofolder", data_dir=...)` reads the same layout.
 """
 
@@ -27,7 +28,8 @@ TWNM_COLUMNS = (
     "level",
     "task",
 )
-EXTRA_COLUMNS = ("scene_id", "open_answer", "evidence")
+# Kept when present: `scene` (SceneSpec JSON) and `params` let controls and baselines re-answer items.
+EXTRA_COLUMNS = ("scene_id", "open_answer", "evidence", "params", "scene")
 
 
 def write_twnm_benchmark(

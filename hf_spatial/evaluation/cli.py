@@ -1,0 +1,162 @@
+"""`hf-spatial evaluate`: a model or a baseline on a benchmark (with controls and circular evaluation), or SELD
+metrics (on DCASE CSV folders, or on a model's spatial encoder over a simulated test split)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_benchmark(
+    benchmark: str | Path,
+    out: str | Path,
+    model: str | Path | None = None,
+    baseline: str | None = None,
+    controls: bool = False,
+    circular: bool = False,
+    batch_size: int = 8,
+    max_items: int | None = None,
+    max_new_tokens: int = 16,
+    device: str = "cpu",
+    dtype: str | None = None,
+    plots: bool = True,
+) -> dict:
+    """Evaluate a model (`model`) or a baseline (`baseline`: intensity, or cascade with `model`); writes
+    eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results."""
+    from hf_spatial.evaluation.controls import CONDITIONS
+    from hf_spatial.evaluation.items import load_benchmark
+    from hf_spatial.evaluation.report import write_outputs
+    from hf_spatial.evaluation.runner import evaluate
+
+    if baseline == "intensity":
+        if model is not None:
+            raise ValueError("--baseline intensity needs no --model (it is classical signal processing).")
+        from hf_spatial.evaluation.baselines import IntensityBaseline
+
+        predictor = IntensityBaseline()
+    elif model is None:
+        raise ValueError("Pass --model PATH (a model folder) or --baseline intensity.")
+    elif baseline == "cascade":
+        from hf_spatial.evaluation.predictors import CascadePredictor
+
+        predictor = CascadePredictor(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens)
+    elif baseline is None:
+        from hf_spatial.evaluation.predictors import ModelPredictor
+
+        predictor = ModelPredictor(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens)
+    else:
+        raise ValueError(f"Unknown baseline {baseline!r}; choose intensity or cascade.")
+    bench = load_benchmark(benchmark, max_items=max_items)
+    conditions = CONDITIONS if controls else ("full",)
+    run = evaluate(predictor, bench, conditions, circular=circular, batch_size=batch_size)
+    info = {"num_items": len(bench.items)}
+    return write_outputs(run, out, info, plots=plots)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a model or baseline on the ASA benchmark, or SELD metrics",
+        description=(
+            "Benchmark: --model PATH | --baseline intensity | --baseline cascade --model PATH, with --benchmark DIR. "
+            "SELD: --seld --ref DIR --pred DIR, or --seld --model PATH --dataset DIR."
+        ),
+    )
+    parser.add_argument("--model", type=Path, help="model folder (our Auto classes or a stock Qwen2-Audio)")
+    parser.add_argument("--baseline", choices=("intensity", "cascade"), help="evaluate a baseline instead")
+    parser.add_argument("--benchmark", type=Path, help="benchmark folder (hf-spatial benchmark build, or TWNM layout)")
+    parser.add_argument("--controls", action="store_true", help="also no_audio, mono, spatial_zeroed, rotated")
+    parser.add_argument("--circular", action="store_true", help="also ask each item with options rotated 4 times")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-items", type=int, default=None, help="evaluate the first N items only")
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default=None, help="e.g. bfloat16 (default: the checkpoint's)")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: MODEL/eval or ./eval-NAME)")
+    seld = parser.add_argument_group("SELD metrics")
+    seld.add_argument("--seld", action="store_true", help="DCASE SELD metrics instead of the benchmark")
+    seld.add_argument("--ref", type=Path, help="folder of reference DCASE CSVs")
+    seld.add_argument("--pred", type=Path, help="folder of prediction DCASE CSVs")
+    seld.add_argument("--dataset", type=Path, help="simulated dataset folder (with --model: run its encoder)")
+    seld.add_argument("--split", default="test")
+    seld.add_argument("--edition", type=int, choices=(2023, 2024), default=2024)
+    seld.add_argument("--num-classes", type=int, default=13, help="class count of CSV folders (--ref/--pred)")
+    seld.add_argument("--max-scenes", type=int, default=None)
+    parser.set_defaults(func=run)
+
+
+def _default_out(args: argparse.Namespace) -> Path:
+    if args.out is not None:
+        return args.out
+    if args.model is not None and args.baseline is None:
+        return args.model / "eval"
+    return Path(f"eval-{args.baseline or 'seld'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = _default_out(args)
+    if args.seld:
+        return _run_seld(args, out)
+    if args.benchmark is None:
+        raise ValueError("--benchmark DIR is required (build one with `hf-spatial benchmark build`).")
+    results = evaluate_benchmark(
+        args.benchmark,
+        out,
+        model=args.model,
+        baseline=args.baseline,
+        controls=args.controls,
+        circular=args.circular,
+        batch_size=args.batch_size,
+        max_items=args.max_items,
+        max_new_tokens=args.max_new_tokens,
+        device=args.device,
+        dtype=args.dtype,
+        plots=not args.no_plots,
+    )
+    for name, condition in results["conditions"].items():
+        overall = condition["overall"]
+        low, high = overall["ci95"]
+        print(
+            f"{name:>15}: {100 * overall['accuracy']:5.1f}% ({100 * low:.1f}-{100 * high:.1f}) of {overall['n']} "
+            f"(chance {100 * overall['chance']:.1f}%)"
+        )
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def _run_seld(args: argparse.Namespace, out: Path) -> int:
+    if args.ref is not None or args.pred is not None:
+        if args.ref is None or args.pred is None:
+            raise ValueError("--seld with CSV folders needs both --ref DIR and --pred DIR.")
+        from hf_spatial.evaluation.seld_metrics import evaluate_csv_folders
+
+        results = evaluate_csv_folders(
+            args.ref,
+            args.pred,
+            edition=args.edition,
+            num_classes=args.num_classes,
+            report_path=(args.out / f"seld_metrics_{args.edition}.md") if args.out else None,
+        )
+    elif args.model is not None and args.dataset is not None:
+        from hf_spatial.evaluation.seld import evaluate_model_seld
+
+        results = evaluate_model_seld(
+            args.model,
+            args.dataset,
+            out,
+            edition=args.edition,
+            split=args.split,
+            batch_size=args.batch_size,
+            max_scenes=args.max_scenes,
+            device=args.device,
+        )
+    else:
+        raise ValueError("--seld needs --ref DIR --pred DIR (CSV folders) or --model PATH --dataset DIR.")
+    metrics = {k: v for k, v in results["metrics"].items() if isinstance(v, int | float)}
+    print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+    print(f"report: {results['report_path']}")
+    return 0

@@ -1,0 +1,198 @@
+"""Benchmark build and evaluation end to end: TWNM round trip, determinism, leak refusal, `hf-spatial evaluate`
+on a tiny saved model (with controls and circular), the intensity baseline, a stock Qwen2-Audio through the mono
+adapter, and SELD evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hf_spatial.acoustics.scene import SceneSpec
+from hf_spatial.evaluation.benchmark import build_benchmark
+from hf_spatial.evaluation.items import load_benchmark
+from hf_spatial.tasks.twnm import read_twnm_benchmark
+from tests.conftest import run_cli
+from tests.scene_factory import make_scene
+
+NUM_ITEMS = 20
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "asa"
+    run_cli("benchmark", "build", "--out", str(out), "--seed", "3", "--num-items", str(NUM_ITEMS), "--duration", "2")
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from hf_spatial.acoustics import procedural
+    from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    model, processor = build_tiny_spatial_qwen_audio(seed=0, class_names=list(procedural.SYNTHESISERS))
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def test_benchmark_layouts_round_trip(bench):
+    report = json.loads((bench / "generation_report.json").read_text())
+    assert report["num_items"] == NUM_ITEMS and report["levels"] == {"1": 8, "2": 5, "3": 7}
+    assert report["splits"] == ["test"] and all(check["clean"] for check in report["leak_checks"])
+    assert "Leak checks" in (bench / "generation_report.md").read_text()
+    from_parquet = load_benchmark(bench)
+    from_twnm = load_benchmark(bench / "twnm")
+    assert len(from_parquet.items) == len(from_twnm.items) == NUM_ITEMS
+    keys = ("sample_id", "question", "option_a", "option_d", "answer_letter", "level", "task", "params", "scene")
+    for a, b in zip(from_parquet.items, from_twnm.items, strict=True):
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+        assert SceneSpec.from_json(a["scene"]).split == "test"
+        np.testing.assert_array_equal(from_parquet.audio(a), from_twnm.audio(b))
+    assert from_parquet.audio(from_parquet.items[0]).shape == (4, 48000)
+    twnm = read_twnm_benchmark(bench / "twnm")
+    assert {row["file_name"] for row in twnm} == {f"audio/{row['scene_id']}.flac" for row in twnm}
+
+
+def test_benchmark_is_deterministic_and_refuses_leaks(bench, tmp_path):
+    again = tmp_path / "again"
+    build_benchmark(again, num_items=NUM_ITEMS, seed=3, duration=2.0)
+    assert (again / "twnm" / "metadata.jsonl").read_bytes() == (bench / "twnm" / "metadata.jsonl").read_bytes()
+    assert (again / "data" / "test-00000-of-00001.parquet").read_bytes() == (
+        bench / "data" / "test-00000-of-00001.parquet"
+    ).read_bytes()
+    # A "training" dataset holding one of the benchmark's scenes (shared clip, room and scene).
+    leaky = tmp_path / "leaky"
+    (leaky / "data").mkdir(parents=True)
+    scene_json = load_benchmark(bench).items[0]["scene"]
+    pq.write_table(pa.table({"scene": [scene_json]}), leaky / "data" / "train-00000-of-00001.parquet")
+    with pytest.raises(ValueError, match="LEAK"):
+        build_benchmark(tmp_path / "refused", num_items=NUM_ITEMS, seed=3, duration=2.0, train_datasets=[leaky])
+    rejected = json.loads((tmp_path / "refused.rejected" / "generation_report.json").read_text())
+    assert not rejected["leak_checks"][1]["clean"] and rejected["leak_checks"][1]["shared_rooms"]
+    assert not (tmp_path / "refused").exists()
+
+
+def test_evaluate_cli_tiny_model_with_controls_and_circular(bench, tiny_model, tmp_path):
+    out = tmp_path / "eval"
+    result = run_cli("evaluate", "--model", str(tiny_model), "--benchmark", str(bench), "--controls", "--circular",
+                     "--max-items", "4", "--batch-size", "4", "--max-new-tokens", "2", "--out", str(out))  # fmt: skip
+    assert "spatial_zeroed" in result.stdout
+    results = json.loads((out / "eval_results.json").read_text())
+    assert set(results["conditions"]) == {"full", "no_audio", "mono", "spatial_zeroed", "rotated", "circular"}
+    assert results["conditions"]["full"]["overall"]["n"] == 4
+    assert results["conditions"]["circular"]["overall"]["chance"] == pytest.approx(1 / 256)
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert {p["condition"] for p in predictions} >= {"full", "no_audio", "mono", "spatial_zeroed", "rotated"}
+    assert (out / "report.md").is_file() and (out / "accuracy_levels.png").is_file()
+
+
+def test_model_predictor_prompts_and_spatial_switch(bench, tiny_model):
+    from hf_spatial.evaluation.controls import prepare
+    from hf_spatial.evaluation.predictors import ModelPredictor
+
+    predictor = ModelPredictor(tiny_model, max_new_tokens=2)
+    benchmark = load_benchmark(bench, max_items=2)
+    calls = []
+    original = predictor.model.set_audio_branches
+    predictor.model.set_audio_branches = lambda **kw: (calls.append(kw), original(**kw))
+    for condition in ("no_audio", "spatial_zeroed"):
+        requests = [prepare(condition, it, benchmark.audio(it), benchmark.scene(it)) for it in benchmark.items]
+        assert len(predictor.predict(requests)) == 2
+    assert calls == [{"spatial": False}, {"spatial": True}] and not predictor.model.config.zero_spatial_branch
+    from hf_spatial.evaluation.predictors import user_messages
+
+    text = predictor.processor.apply_chat_template([user_messages("Q?", False)], add_generation_prompt=True,
+                                                   tokenize=False)[0]  # fmt: skip
+    assert "<|AUDIO|>" not in text and "Q?" in text
+
+
+def test_stock_qwen2_audio_through_the_mono_adapter(bench, tmp_path):
+    import torch
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
+    from transformers.models.whisper import WhisperFeatureExtractor
+
+    from hf_spatial.evaluation.predictors import ModelPredictor
+    from hf_spatial.evaluation.runner import evaluate
+    from hf_spatial.models.tiny import build_tiny_tokenizer, tiny_qwen2_audio_config_dict
+
+    tokenizer = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    model = Qwen2AudioForConditionalGeneration(Qwen2AudioConfig(**tiny_qwen2_audio_config_dict(tokenizer))).eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    path = tmp_path / "qwen2-audio"
+    model.save_pretrained(path)
+    Qwen2AudioProcessor(WhisperFeatureExtractor(feature_size=128), tokenizer).save_pretrained(path)
+    predictor = ModelPredictor(path, max_new_tokens=2)
+    assert not predictor.spatial and predictor.conditions == ("full", "no_audio", "rotated")
+    run = evaluate(predictor, load_benchmark(bench, max_items=3), ("full", "mono", "rotated"), batch_size=2)
+    assert set(run.records) == {"full", "rotated"} and len(run.records["full"]) == 3
+
+
+def test_intensity_baseline_near_perfect_on_anechoic_scenes(tmp_path):
+    from hf_spatial.acoustics.render import render_scene
+    from hf_spatial.acoustics.sources import SourceBank
+    from hf_spatial.data.schema import encode_flac
+    from hf_spatial.evaluation.baselines import IntensityBaseline
+    from hf_spatial.evaluation.items import Benchmark
+    from hf_spatial.evaluation.runner import evaluate
+    from hf_spatial.tasks import generate_questions
+
+    bank = SourceBank.procedural(seed=0)
+    clips = {clip.label: clip for clip in bank.split("test").clips}
+    rng = np.random.default_rng(0)
+    items = []
+    for k in range(8):
+        labels = ["speech", "telephone"] if k % 2 else ["alarm"]
+        azimuths = rng.choice(np.arange(-170, 180, 20), size=len(labels), replace=False) + 5.0
+        scene = make_scene([(label, float(az), 0.0, 1.5, 0.0) for label, az in zip(labels, azimuths, strict=True)],
+                           scene_id=f"anechoic{k}", room=(8.0, 8.0, 4.0))  # fmt: skip
+        for source in scene.sources:
+            source.clip_id, source.offset, source.onset = clips[source.label].clip_id, 2.0, 0.0
+        scene.duration = 2.0
+        path = tmp_path / f"{scene.scene_id}.flac"
+        path.write_bytes(encode_flac(render_scene(scene, bank, anechoic=True)))
+        items += [{**it, "scene": scene.to_json(), "audio_path": str(path)} for it in generate_questions(scene, k)]
+    run = evaluate(IntensityBaseline(), Benchmark("anechoic", items), ("full", "rotated"))
+    full = run.records["full"]
+    assert {r["task"] for r in full} >= {"l1_direction_sector", "l1_azimuth", "l3_navigation"}
+    assert "l1_count_sources" not in {r["task"] for r in full}  # not applicable: excluded and reported
+    assert run.excluded["full"]["task not applicable to this predictor"] > 0
+    assert np.mean([r["correct"] for r in full]) >= 0.9
+    assert np.mean([r["correct"] for r in run.records["rotated"]]) >= 0.9
+
+
+def test_seld_cli_on_csv_folders(tmp_path):
+    ref, pred = tmp_path / "ref", tmp_path / "pred"
+    for folder in (ref, pred):
+        folder.mkdir()
+        (folder / "clip.csv").write_text("0,1,0,30,0,1.5\n1,1,0,30,0,1.5\n2,2,0,-90,10,2.0\n")
+    result = run_cli(
+        "evaluate", "--seld", "--ref", str(ref), "--pred", str(pred), "--edition", "2024", "--num-classes", "3"
+    )
+    for metric in ("doa_error 0.000", "relative_distance_error 0.000", "error_rate 0.000"):
+        assert metric in result.stdout
+    saved = json.loads((pred / "seld_metrics_2024.json").read_text())
+    assert saved["metrics"]["num_references"] == 3
+    failed = run_cli("evaluate", "--seld", "--ref", str(ref), check=False)
+    assert failed.returncode == 2 and "needs both --ref DIR and --pred DIR" in failed.stderr
+
+
+def test_seld_on_a_model_and_simulated_split(tiny_model, tmp_path):
+    from hf_spatial.data.simulate import simulate
+    from hf_spatial.evaluation.seld import evaluate_model_seld, reference_labels
+
+    scene = make_scene([("alarm", 30.0, 0.0, 1.5, 0.25)])
+    scene.sources[0].offset = 0.75
+    assert sorted(reference_labels(scene, ["alarm"])) == [2, 3, 4, 5, 6]
+    dataset = simulate(tmp_path / "sim", num_scenes=2, seed=0, split="test", duration=2.0, progress=False)
+    results = evaluate_model_seld(tiny_model, dataset, tmp_path / "seld", edition=2024)
+    assert sorted(p.name for p in (tmp_path / "seld" / "ref").iterdir()) == sorted(
+        p.name for p in (tmp_path / "seld" / "pred").iterdir()
+    )
+    assert len(results["files"]) == 2 and Path(results["report_path"]).is_file()
