@@ -48,6 +48,8 @@ def test_encoder_stage_trains_only_the_spatial_encoder_and_records_itself(encode
     history = json.loads((encoder_dir / "training_stages.json").read_text())
     assert [stage["stage"] for stage in history["stages"]] == ["encoder"]
     assert "eval_loss" in history["stages"][0]["metrics"]
+    seld = json.loads((encoder_dir / "seld" / "seld_metrics_2024.json").read_text())
+    assert {"f_score", "doa_error", "relative_distance_error"} <= set(seld["metrics"])
 
 
 def test_encoder_loss_on_a_fixed_batch_goes_down(scenes_dir):

@@ -153,7 +153,17 @@ def run_encoder(args) -> Path:
     train_resuming(trainer)
     if evaluation is not None:
         trainer.evaluate()
-    return finish_stage(trainer, processor, "encoder", config_record(args), [args.dataset_dir], args.model_name_or_path)
+    output_dir = finish_stage(
+        trainer, processor, "encoder", config_record(args), [args.dataset_dir], args.model_name_or_path
+    )
+    if evaluation is not None and trainer.is_world_process_zero():
+        from hf_spatial.evaluation.seld import evaluate_model_seld
+
+        # DCASE 2024 SELD metrics of the trained encoder on the held-out split (report in OUTPUT/seld/).
+        results = evaluate_model_seld(output_dir, args.dataset_dir, output_dir / "seld", split=args.eval_split)
+        metrics = {key: value for key, value in results["metrics"].items() if key != "per_class"}
+        logger.info("encoder SELD (DCASE 2024) on %s: %s; report %s", args.eval_split, metrics, results["report_path"])
+    return output_dir
 
 
 def run_align(args) -> Path:
