@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_spatial.tasks.twnm import read_twnm_benchmark
+
 logger = logging.getLogger(__name__)
 
 KINDS = ("model", "dataset", "benchmark")
@@ -207,7 +209,7 @@ def stage_benchmark(
     source = _existing_folder(path, "benchmark")
     from hf_spatial import hub_cards
 
-    rows = hub_cards.read_benchmark_metadata(source)
+    rows = read_twnm_benchmark(source)
     audio = sorted({row["file_name"] for row in rows})
     selected = ["metadata.jsonl", *audio]
     selected += [name for name in _top_level_files(source) if _is_license_file(name)]
@@ -432,10 +434,8 @@ def validate_benchmark(staged: StagedRepo) -> None:
 
     import datasets
 
-    from hf_spatial import hub_cards
-
     _validate_card(staged, "dataset")
-    rows = hub_cards.read_benchmark_metadata(staged.folder, check_audio=True)
+    rows = read_twnm_benchmark(staged.folder, check_audio=True)
     staged.checks.append(f"metadata.jsonl: {len(rows)} complete items, every audio file readable by soundfile")
     if importlib.util.find_spec("torchcodec") is not None:
         dataset = datasets.load_dataset(str(staged.folder), split="test")

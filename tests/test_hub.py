@@ -212,6 +212,7 @@ def _tiny_benchmark(folder: Path) -> list[dict]:
         rows.append(
             {
                 "file_name": f"audio/s{i}.flac",
+                "sample_id": f"test-{i:04d}-{task}",
                 "question": f"Question {i}?",
                 **options,
                 "answer_letter": letter,
@@ -443,7 +444,7 @@ def test_stage_benchmark(tmp_path):
     row = json.loads(lines[1])
     row["answer_letter"] = "E"
     (bad / "metadata.jsonl").write_text("\n".join([lines[0], json.dumps(row)]))
-    with pytest.raises(ValueError, match="line 2: answer_letter must be one of A-D"):
+    with pytest.raises(ValueError, match=r"metadata\.jsonl:2: answer_letter 'E' is not one of A, B, C, D"):
         hub.stage_benchmark(bad, tmp_path / "stage-bad")
 
 
@@ -499,7 +500,7 @@ def test_bad_repo_ids_are_rejected_before_any_work(repo_id, model_dir, hub_calls
 def test_missing_folders_and_existing_staging_dirs_give_clear_errors(model_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"model folder .*nowhere does not exist"):
         hub.stage_model(tmp_path / "nowhere", tmp_path / "stage")
-    with pytest.raises(FileNotFoundError, match=r"no metadata\.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"metadata\.jsonl not found"):
         hub.stage_benchmark(tmp_path, tmp_path / "stage")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("x")

@@ -38,19 +38,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from hf_spatial.tasks.twnm import TWNM_COLUMNS, read_twnm_benchmark
+
 TEMPLATES = Path(__file__).resolve().parent
-TWNM_FIELDS = (
-    "file_name",
-    "question",
-    "option_a",
-    "option_b",
-    "option_c",
-    "option_d",
-    "answer_letter",
-    "answer_text",
-    "level",
-    "task",
-)
 MAIN_CONDITION = "full"
 SPATIAL_TAGS = ["hf-spatial", "spatial-audio", "ambisonics", "foa"]
 PIPELINE_TAG = "audio-text-to-text"
@@ -414,42 +404,6 @@ def _distance_bin(distance: float) -> str:
 
 
 # -------------------------------------------------------------------------------------------- benchmark
-def read_benchmark_metadata(folder: str | os.PathLike, *, check_audio: bool = False) -> list[dict[str, Any]]:
-    """Rows of a TWNM-layout `metadata.jsonl`, checked (fields, letters, levels, files inside the folder)."""
-    folder = Path(folder)
-    path = folder / "metadata.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} has no metadata.jsonl: is it a benchmark in the TWNM layout?")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        where = f"metadata.jsonl line {number}"
-        missing = [name for name in TWNM_FIELDS if row.get(name) in (None, "")]
-        if missing:
-            raise ValueError(f"{where}: missing {', '.join(missing)}")
-        if row["answer_letter"] not in "ABCD" or len(row["answer_letter"]) != 1:
-            raise ValueError(f"{where}: answer_letter must be one of A-D, got {row['answer_letter']!r}")
-        if row[f"option_{row['answer_letter'].lower()}"] != row["answer_text"]:
-            raise ValueError(f"{where}: answer_text does not match option_{row['answer_letter'].lower()}")
-        if int(row["level"]) not in (1, 2, 3):
-            raise ValueError(f"{where}: level must be 1, 2 or 3, got {row['level']!r}")
-        file_name = Path(row["file_name"])
-        if file_name.is_absolute() or ".." in file_name.parts:
-            raise ValueError(f"{where}: file_name must be relative to the benchmark folder, got {row['file_name']}")
-        if not (folder / file_name).is_file():
-            raise FileNotFoundError(f"{where}: audio file {row['file_name']} is missing")
-        if check_audio:
-            import soundfile
-
-            soundfile.info(str(folder / file_name))
-        rows.append(row)
-    if not rows:
-        raise ValueError(f"{path} holds no items")
-    return rows
-
-
 def benchmark_card(
     folder: str | os.PathLike, *, repo_id: str | None = None, name: str | None = None, license: str | None = None
 ):
@@ -458,7 +412,7 @@ def benchmark_card(
     from huggingface_hub import DatasetCard, DatasetCardData
 
     folder = Path(folder)
-    rows = read_benchmark_metadata(folder)
+    rows = read_twnm_benchmark(folder)
     levels = Counter(int(row["level"]) for row in rows)
     tasks = Counter((int(row["level"]), row["task"]) for row in rows)
     letters = Counter(row["answer_letter"] for row in rows)
@@ -487,7 +441,7 @@ def benchmark_card(
         sample_rates=sorted({info.samplerate for info in infos}),
         duration=_spread([info.duration for info in infos]),
         formats=sorted({f"{info.format} {info.subtype}" for info in infos}),
-        extra_fields=sorted(set().union(*(row.keys() for row in rows)) - set(TWNM_FIELDS)),
+        extra_fields=sorted(set().union(*(row.keys() for row in rows)) - {*TWNM_COLUMNS, "audio_path"}),
     )
 
 

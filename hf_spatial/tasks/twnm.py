@@ -60,8 +60,11 @@ def write_twnm_benchmark(
     return metadata
 
 
-def read_twnm_benchmark(folder: str | os.PathLike) -> list[dict[str, Any]]:
-    """Items of a TWNM benchmark folder, each with `audio_path` (absolute); validates every line."""
+def read_twnm_benchmark(folder: str | os.PathLike, check_audio: bool = False) -> list[dict[str, Any]]:
+    """Items of a TWNM benchmark folder, each with `audio_path` (absolute); validates every line.
+
+    `check_audio` also opens every audio file with soundfile (corrupt files fail here, not mid-evaluation).
+    """
     folder = Path(folder)
     metadata = folder / "metadata.jsonl"
     if not metadata.is_file():
@@ -75,7 +78,7 @@ def read_twnm_benchmark(folder: str | os.PathLike) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{where}: not valid JSON ({error}).") from error
-        missing = [key for key in TWNM_COLUMNS if key not in row]
+        missing = [key for key in TWNM_COLUMNS if row.get(key) in (None, "")]
         if missing:
             raise ValueError(f"{where}: missing fields {missing}; each line needs {list(TWNM_COLUMNS)}.")
         letter = str(row["answer_letter"]).strip().upper()
@@ -83,11 +86,25 @@ def read_twnm_benchmark(folder: str | os.PathLike) -> list[dict[str, Any]]:
             raise ValueError(f"{where}: answer_letter {row['answer_letter']!r} is not one of A, B, C, D.")
         if str(row[f"option_{letter.lower()}"]) != str(row["answer_text"]):
             raise ValueError(f"{where}: answer_text {row['answer_text']!r} differs from option {letter}.")
-        audio_path = (folder / row["file_name"]).resolve()
+        if str(row["level"]) not in ("1", "2", "3"):
+            raise ValueError(f"{where}: level must be 1, 2 or 3, got {row['level']!r}.")
+        file_name = Path(row["file_name"])
+        if file_name.is_absolute() or ".." in file_name.parts:
+            raise ValueError(f"{where}: file_name must be relative to the benchmark folder, got {row['file_name']}.")
+        audio_path = (folder / file_name).resolve()
         if not audio_path.is_file():
             raise FileNotFoundError(f"{where}: audio file {audio_path} does not exist.")
+        if check_audio:
+            import soundfile
+
+            try:
+                soundfile.info(str(audio_path))
+            except Exception as error:
+                raise ValueError(f"{where}: audio file {row['file_name']} cannot be read ({error}).") from error
         row.update(answer_letter=letter, level=int(row["level"]), audio_path=str(audio_path))
         items.append(row)
+    if not items:
+        raise ValueError(f"{metadata} holds no items.")
     return items
 
 
