@@ -266,8 +266,10 @@ assert PROCESSOR_MAPPING[config_class].__name__ == "SpatialQwenAudioProcessor"
         "from hf_spatial import SpatialQwenAudioConfig",
         # transformers' Auto modules loaded before hf_spatial
         "from transformers import AutoModel, AutoProcessor\nimport hf_spatial",
+        # only some Auto modules loaded before: registering imports the others (processor, feature extractor)
+        "from transformers import TrainerCallback\nimport hf_spatial",
     ],
-    ids=["qwen2-audio-first", "config-first", "transformers-first"],
+    ids=["qwen2-audio-first", "config-first", "transformers-first", "trainer-first"],
 )
 def test_registration_in_any_import_order(first_imports):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -86,9 +86,12 @@ def _run_pending() -> None:
         return
     _registering = True
     try:
-        for module_name in [name for name in _REGISTRATIONS if name in _loaded_triggers and name not in _done]:
-            _done.add(module_name)
-            _REGISTRATIONS[module_name]()
+        # Registering imports our modules, which may finish importing another Auto module (its trigger arrives
+        # while `_registering` is set): loop until nothing is pending.
+        while pending := [name for name in _REGISTRATIONS if name in _loaded_triggers and name not in _done]:
+            for module_name in pending:
+                _done.add(module_name)
+                _REGISTRATIONS[module_name]()
     finally:
         _registering = False
     if len(_done) == len(_REGISTRATIONS) and _finder in sys.meta_path:
@@ -138,10 +141,11 @@ _finder = _TransformersImportFinder()
 
 def install() -> None:
     """Register now with the already imported Auto modules; hook the rest (idempotent)."""
-    _loaded_triggers.update(name for name in _REGISTRATIONS if name in sys.modules)
-    _run_pending()
+    # Hook first: registering imports our modules, which may import the remaining Auto modules.
     if len(_done) < len(_REGISTRATIONS) and _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)
+    _loaded_triggers.update(name for name in _REGISTRATIONS if name in sys.modules)
+    _run_pending()
 
 
 def register_all() -> None:
