@@ -30,7 +30,7 @@ class Stage:
     """A stage: its config dataclass and the function that runs it."""
 
     config_class: Callable[[], type]
-    run: Callable[[Any], Path]
+    run: Callable[..., Path]
 
 
 def _encoder_config():
@@ -93,12 +93,15 @@ def load_config(stage: str, config: str | Path | dict[str, Any] | None = None, o
 
 
 def run_stage(
-    stage: str, config: str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None
+    stage: str,
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    callbacks: list | None = None,
 ) -> Path:
-    """Run one curriculum stage; returns the output folder."""
+    """Run one curriculum stage; returns the output folder. `callbacks` are added to the stage's trainer."""
     args = load_config(stage, config, overrides)
     logger.info("stage %s: %s -> %s", stage, args.model_name_or_path, args.output_dir)
-    return STAGES[stage].run(args)
+    return STAGES[stage].run(args, callbacks=callbacks)
 
 
 def train_resuming(trainer) -> None:
@@ -135,7 +138,7 @@ def _plain(value: Any) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def run_encoder(args) -> Path:
+def run_encoder(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor, load_split
     from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
 
@@ -149,7 +152,9 @@ def run_encoder(args) -> Path:
             f"({dataset_labels(train)}) so the slot class head knows its classes."
         )
     collator = SeldCollator(processor.feature_extractor, class_names, model.config.spatial_num_slots)
-    trainer = SpatialEncoderTrainer(model, args, train_dataset=train, eval_dataset=evaluation, data_collator=collator)
+    trainer = SpatialEncoderTrainer(
+        model, args, train_dataset=train, eval_dataset=evaluation, data_collator=collator, callbacks=callbacks
+    )
     train_resuming(trainer)
     if evaluation is not None:
         trainer.evaluate()
@@ -166,38 +171,44 @@ def run_encoder(args) -> Path:
     return output_dir
 
 
-def run_align(args) -> Path:
+def run_align(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.chat_data import caption_row
     from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor
     from hf_spatial.training.language_stages import SpatialAlignTrainer
 
     train, evaluation = _language_splits(args, caption_row)
     model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
-    trainer = SpatialAlignTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
+    trainer = SpatialAlignTrainer(
+        model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
+    )
     train_resuming(trainer)
     return finish_stage(trainer, processor, "align", config_record(args), [args.dataset_dir], args.model_name_or_path)
 
 
-def run_sft(args) -> Path:
+def run_sft(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.chat_data import sft_row
     from hf_spatial.training.common import finish_stage, load_model_and_processor
     from hf_spatial.training.language_stages import SpatialSFTTrainer
 
     train, evaluation = _language_splits(args, lambda row: sft_row(row, args.reasoning_fraction))
     model, processor = load_model_and_processor(args.model_name_or_path)
-    trainer = SpatialSFTTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
+    trainer = SpatialSFTTrainer(
+        model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
+    )
     train_resuming(trainer)
     return finish_stage(trainer, processor, "sft", config_record(args), [args.dataset_dir], args.model_name_or_path)
 
 
-def run_grpo(args) -> Path:
+def run_grpo(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.chat_data import grpo_row
     from hf_spatial.training.common import finish_stage, load_model_and_processor
     from hf_spatial.training.grpo import SpatialGRPOTrainer
 
     train, evaluation = _language_splits(args, grpo_row)
     model, processor = load_model_and_processor(args.model_name_or_path)
-    trainer = SpatialGRPOTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
+    trainer = SpatialGRPOTrainer(
+        model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
+    )
     train_resuming(trainer)
     return finish_stage(trainer, processor, "grpo", config_record(args), [args.dataset_dir], args.model_name_or_path)
 
