@@ -315,3 +315,19 @@ def test_outputs_load_with_the_auto_classes(encoder_dir):
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     inputs = processor(text=text, audio=foa, sampling_rate=24000, return_tensors="pt")
     assert model.generate(**inputs, max_new_tokens=3).shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_a_stage_publishes_its_output_when_asked(scenes_dir, tmp_path, monkeypatch):
+    import hf_spatial.hub
+
+    pushed = []
+    monkeypatch.setattr(
+        hf_spatial.hub, "push_checkpoint", lambda folder, repo_id, private: pushed.append((folder, repo_id))
+    )
+    out = run_stage(
+        "encoder",
+        "tiny",
+        ["--dataset_dir", str(scenes_dir), "--output_dir", str(tmp_path), "--max_steps", "1", "--report_to", "none",
+         "--eval_split", "none", "--publish_repo_id", "alice/spatial-encoder"],
+    )  # fmt: skip
+    assert pushed == [(out, "alice/spatial-encoder")]

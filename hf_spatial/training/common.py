@@ -3,12 +3,45 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 TINY_MODEL = "tiny"  # `model_name_or_path: tiny` builds the offline tiny SpatialQwenAudio
+
+
+@dataclass
+class StageDataArguments:
+    """Where a stage starts from, what it reads, and where its result goes (shared by every stage config)."""
+
+    model_name_or_path: str = field(default="tiny", metadata={"help": "Checkpoint to start from, or `tiny`."})
+    dataset_dir: str | None = field(default=None, metadata={"help": "Simulated (encoder, align) or QA folder."})
+    train_split: str = "train"
+    eval_split: str | None = field(default="test", metadata={"help": "Held-out split (None: no evaluation)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N held-out rows."})
+    audio_sampling_rate: int = 24000
+    publish_repo_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "After training, stage, validate and upload the output folder as this Hub model repo "
+            "(as `hf-spatial publish model`: card, safetensors, remote code; no optimizer state)."
+        },
+    )
+
+
+def load_stage_splits(args: StageDataArguments):
+    """The stage's training and held-out splits, truncated to `max_*_samples`."""
+
+    def load(split: str, limit: int | None):
+        dataset = load_split(args.dataset_dir, split)
+        return dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
+
+    train = load(args.train_split, args.max_train_samples)
+    evaluation = load(args.eval_split, args.max_eval_samples) if args.eval_split else None
+    return train, evaluation
 
 
 def load_model_and_processor(model_name_or_path: str, class_names: list[str] | None = None, **model_kwargs):
@@ -64,13 +97,11 @@ def finish_stage(trainer, processor, stage: str, config: dict[str, Any], dataset
         trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
-        metrics = (
-            {key: value for key, value in trainer.state.log_history[-1].items()} if trainer.state.log_history else {}
-        )
+        metrics = dict(trainer.state.log_history[-1]) if trainer.state.log_history else {}
         record_training_stage(
             output_dir, stage=stage, config=config, datasets=datasets, init_from=init_from, metrics=metrics
         )
-        if trainer.args.push_to_hub:
-            push_checkpoint(output_dir, trainer.args.hub_model_id, private=bool(trainer.args.hub_private_repo))
+        if trainer.args.publish_repo_id:
+            push_checkpoint(output_dir, trainer.args.publish_repo_id, private=bool(trainer.args.hub_private_repo))
     logger.info("%s stage finished: %s", stage, output_dir)
     return output_dir

@@ -12,6 +12,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from hf_spatial.acoustics.scene import SceneSpec
+from hf_spatial.training.common import StageDataArguments
 from hf_spatial.training.seld_targets import SlotLossWeights, scene_targets, slot_loss
 
 logger = logging.getLogger(__name__)
@@ -19,13 +20,9 @@ TARGET_PREFIX = "target_"
 
 
 @dataclass
-class EncoderTrainingConfig(TrainingArguments):
+class EncoderTrainingConfig(StageDataArguments, TrainingArguments):
     """`TrainingArguments` for the encoder stage, plus the data and the SELD loss weights."""
 
-    model_name_or_path: str = field(default="tiny", metadata={"help": "Checkpoint to start from, or `tiny`."})
-    dataset_dir: str | None = field(default=None, metadata={"help": "Simulated dataset folder (hf-spatial simulate)."})
-    train_split: str = "train"
-    eval_split: str | None = field(default="test", metadata={"help": "Held-out split scored with SELD metrics."})
     presence_weight: float = 1.0
     class_weight: float = 1.0
     direction_weight: float = 2.0

@@ -21,7 +21,8 @@ import torch
 import trl
 from trl import GRPOConfig, GRPOTrainer
 
-from hf_spatial.training.language_stages import LoraArguments, StageDataArguments
+from hf_spatial.training.common import StageDataArguments
+from hf_spatial.training.language_stages import LoraArguments
 
 # The hooks overridden below are private TRL methods; they were read and tested against this minor version.
 SUPPORTED_TRL_VERSION = "1.16"

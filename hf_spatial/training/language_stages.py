@@ -13,21 +13,9 @@ from typing import Any
 from trl import SFTConfig, SFTTrainer
 
 from hf_spatial.training.collators import AudioChatCollator
+from hf_spatial.training.common import StageDataArguments
 
 PROJECTOR_MODULES = ("multi_modal_projector", "spatial_projector")
-
-
-@dataclass
-class StageDataArguments:
-    """Where a stage starts from and what it reads (shared by the language stages' configs)."""
-
-    model_name_or_path: str = field(default="tiny", metadata={"help": "Checkpoint to start from, or `tiny`."})
-    dataset_dir: str | None = field(default=None, metadata={"help": "Simulated (align) or QA (sft, grpo) folder."})
-    train_split: str = "train"
-    eval_split: str | None = "test"
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
-    max_eval_samples: int | None = 64
-    audio_sampling_rate: int = 24000
 
 
 @dataclass

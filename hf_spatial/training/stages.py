@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -87,6 +88,11 @@ def load_config(stage: str, config: str | Path | dict[str, Any] | None = None, o
         if action.dest in config:
             action.required = False
     (parsed,) = parser.parse_args_into_dataclasses(args=overrides or [], look_for_args_file=False)
+    # `--eval_split none` on the command line means None, as `eval_split: null` does in YAML.
+    hints = typing.get_type_hints(config_class)
+    for field in dataclasses.fields(parsed):
+        if getattr(parsed, field.name) in ("None", "none", "null") and type(None) in typing.get_args(hints[field.name]):
+            setattr(parsed, field.name, None)
     if parsed.dataset_dir is None:
         raise ValueError(f"The {stage} stage needs `dataset_dir` (in the YAML or as --dataset_dir).")
     return parsed
@@ -139,11 +145,10 @@ def _plain(value: Any) -> bool:
 
 # ------------------------------------------------------------------------------------------------ stages
 def run_encoder(args, callbacks: list | None = None) -> Path:
-    from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor, load_split
+    from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor, load_stage_splits
     from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
 
-    train = load_split(args.dataset_dir, args.train_split)
-    evaluation = load_split(args.dataset_dir, args.eval_split) if args.eval_split else None
+    train, evaluation = load_stage_splits(args)
     model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
     class_names = model.config.spatial_class_names
     if not class_names:
@@ -165,7 +170,9 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
         from hf_spatial.evaluation.seld import evaluate_model_seld
 
         # DCASE 2024 SELD metrics of the trained encoder on the held-out split (report in OUTPUT/seld/).
-        results = evaluate_model_seld(output_dir, args.dataset_dir, output_dir / "seld", split=args.eval_split)
+        results = evaluate_model_seld(
+            output_dir, args.dataset_dir, output_dir / "seld", split=args.eval_split, max_scenes=args.max_eval_samples
+        )
         metrics = {key: value for key, value in results["metrics"].items() if key != "per_class"}
         logger.info("encoder SELD (DCASE 2024) on %s: %s; report %s", args.eval_split, metrics, results["report_path"])
     return output_dir
@@ -214,16 +221,11 @@ def run_grpo(args, callbacks: list | None = None) -> Path:
 
 
 def _language_splits(args, to_row: Callable[[dict[str, Any]], dict[str, Any]]):
-    from hf_spatial.training.common import load_split
+    from hf_spatial.training.common import load_stage_splits
 
-    def prepare(split: str, limit: int | None):
-        dataset = load_split(args.dataset_dir, split)
-        if limit is not None:
-            dataset = dataset.select(range(min(limit, len(dataset))))
-        return dataset.map(to_row, desc=f"{split} rows")
-
-    train = prepare(args.train_split, args.max_train_samples)
-    evaluation = prepare(args.eval_split, args.max_eval_samples) if args.eval_split else None
+    train, evaluation = load_stage_splits(args)
+    train = train.map(to_row, desc=f"{args.train_split} rows")
+    evaluation = evaluation.map(to_row, desc=f"{args.eval_split} rows") if evaluation is not None else None
     return train, evaluation
 
 
