@@ -139,19 +139,24 @@ def _plain(value: Any) -> bool:
 
 # ------------------------------------------------------------------------------------------------ stages
 def run_encoder(args, callbacks: list | None = None) -> Path:
+    from hf_spatial.data.starss23 import recorded_class_names
     from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor, load_split
     from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
 
     train = load_split(args.dataset_dir, args.train_split)
     evaluation = load_split(args.dataset_dir, args.eval_split) if args.eval_split else None
-    model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
+    # A converted (STARSS23) folder records the class list its DCASE labels index; rows without a SceneSpec are
+    # trained on those labels.
+    dcase_class_names = recorded_class_names(args.dataset_dir)
+    wanted = args.class_names or dcase_class_names or dataset_labels(train)
+    model, processor = load_model_and_processor(args.model_name_or_path, class_names=wanted)
     class_names = model.config.spatial_class_names
     if not class_names:
         raise ValueError(
             "The model config has no `spatial_class_names`; set them to the dataset's labels "
-            f"({dataset_labels(train)}) so the slot class head knows its classes."
+            f"({wanted}) so the slot class head knows its classes."
         )
-    collator = SeldCollator(processor.feature_extractor, class_names, model.config.spatial_num_slots)
+    collator = SeldCollator(processor.feature_extractor, class_names, model.config.spatial_num_slots, dcase_class_names)
     trainer = SpatialEncoderTrainer(
         model, args, train_dataset=train, eval_dataset=evaluation, data_collator=collator, callbacks=callbacks
     )
