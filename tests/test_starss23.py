@@ -14,9 +14,15 @@ import torch
 
 from hf_spatial.acoustics import procedural
 from hf_spatial.acoustics.scene import SceneSpec
-from hf_spatial.data.dcase_csv import SELDEvent, parse_dcase_csv, write_dcase_csv
+from hf_spatial.data.dcase_csv import SELDEvent, format_dcase_csv, parse_dcase_csv, write_dcase_csv
 from hf_spatial.data.schema import read_foa
-from hf_spatial.data.starss23 import STARSS23_CLASSES, convert_starss23, find_recordings, recorded_class_names
+from hf_spatial.data.starss23 import (
+    STARSS23_CLASSES,
+    convert_starss23,
+    dcase_labels_have_distance,
+    find_recordings,
+    recorded_class_names,
+)
 from hf_spatial.evaluation.seld import reference_labels
 from hf_spatial.training.seld_targets import dcase_targets, scene_targets, slot_loss
 from tests.conftest import run_cli
@@ -157,6 +163,8 @@ def test_dcase_targets_cap_slots_and_mask_unknown_distances():
     assert targets["count"] == 3 and targets["presence"].tolist() == [1, 1, 1]
     assert sorted(targets["class_index"].tolist()) == [0, 2, 3]
     assert targets["distance_mask"].tolist() == [0, 0, 0] and targets["rt60_mask"] == 0
+    assert not dcase_labels_have_distance(["", format_dcase_csv(labels)])  # evaluated with DCASE 2023 metrics
+    assert dcase_labels_have_distance(["", "0,1,0,10,0,150\n"])
     slot = targets["class_index"].tolist().index(0)
     assert targets["activity"][slot].sum() == 25  # 10 frames of 100 ms = 25 tokens of 40 ms
 

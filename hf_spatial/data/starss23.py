@@ -421,6 +421,13 @@ def recorded_class_names(dataset_dir: str | Path) -> list[str] | None:
     return list(json.loads(path.read_text(encoding="utf-8"))["parameters"]["class_names"])
 
 
+def dcase_labels_have_distance(texts) -> bool:
+    """False when any non-empty `dcase_labels` text lacks distances (2023 format): DCASE 2024 metrics need them."""
+    from hf_spatial.data.dcase_csv import labels_have_distance, parse_dcase_csv
+
+    return all(labels_have_distance(parse_dcase_csv(text)) for text in texts if text)
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")

@@ -167,12 +167,22 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
         trainer, processor, "encoder", config_record(args), [args.dataset_dir], args.model_name_or_path
     )
     if evaluation is not None and trainer.is_world_process_zero():
+        from hf_spatial.data.starss23 import dcase_labels_have_distance
         from hf_spatial.evaluation.seld import evaluate_model_seld
 
-        # DCASE 2024 SELD metrics of the trained encoder on the held-out split (report in OUTPUT/seld/).
-        results = evaluate_model_seld(output_dir, args.dataset_dir, output_dir / "seld", split=args.eval_split)
+        # DCASE 2024 SELD metrics of the trained encoder on the held-out split (report in OUTPUT/seld/); 2023 ones
+        # when real recordings' labels have no distances.
+        with_distance = "dcase_labels" not in evaluation.column_names or dcase_labels_have_distance(
+            evaluation["dcase_labels"]
+        )
+        edition = 2024 if with_distance else 2023
+        results = evaluate_model_seld(
+            output_dir, args.dataset_dir, output_dir / "seld", edition=edition, split=args.eval_split
+        )
         metrics = {key: value for key, value in results["metrics"].items() if key != "per_class"}
-        logger.info("encoder SELD (DCASE 2024) on %s: %s; report %s", args.eval_split, metrics, results["report_path"])
+        logger.info(
+            "encoder SELD (DCASE %d) on %s: %s; report %s", edition, args.eval_split, metrics, results["report_path"]
+        )
     return output_dir
 
 
