@@ -514,7 +514,7 @@ def write_card(out: Path, record: dict[str, Any]) -> Path:
         **loading_metadata(out / "data", counts, features()),
     }
     split_lines = "".join(
-        f"- `{split}`: {count} segments of {len(record['recordings'][split])} recordings\n"
+        f"- `{split}`: {count} segments of {len(record['recordings'][split])} recording(s)\n"
         for split, count in counts.items()
     )
     text = CARD_TEMPLATE.format(
