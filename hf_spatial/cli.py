@@ -16,6 +16,7 @@ from collections.abc import Sequence
 # Modules that provide subcommands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "hf_spatial.data.simulate",
+    "hf_spatial.data.starss23",
     "hf_spatial.acoustics.debian",
     "hf_spatial.tasks.dataset",
     "hf_spatial.training.stages",

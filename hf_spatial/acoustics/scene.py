@@ -160,6 +160,11 @@ class SceneSpec:
 
     @classmethod
     def from_json(cls, text: str) -> SceneSpec:
+        if not text or not text.strip():
+            raise ValueError(
+                "Empty `scene`: this row has no SceneSpec. Real recordings (hf-spatial convert starss23) carry "
+                "`dcase_labels` only and can train the encoder stage, not the caption/question stages."
+            )
         return cls.from_dict(json.loads(text))
 
 

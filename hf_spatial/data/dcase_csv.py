@@ -42,6 +42,7 @@ __all__ = [
     "num_label_frames",
     "parse_dcase_csv",
     "read_dcase_csv",
+    "rename_classes",
     "time_to_frame",
     "write_dcase_csv",
 ]
@@ -273,3 +274,27 @@ def write_dcase_csv(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def rename_classes(
+    labels: Mapping[int, Sequence[SELDEvent]], from_names: Sequence[str], to_names: Sequence[str]
+) -> FrameLabels:
+    """Re-index the classes of `labels` from the class list `from_names` to `to_names` (matched by name)."""
+    if list(from_names) == list(to_names):
+        return {frame: [_as_event(event) for event in events] for frame, events in labels.items()}
+    index = {name: i for i, name in enumerate(to_names)}
+    renamed: FrameLabels = {}
+    for frame, events in labels.items():
+        for event in map(_as_event, events):
+            if not 0 <= event.class_idx < len(from_names):
+                raise ValueError(
+                    f"frame {frame}: class index {event.class_idx} out of range for {len(from_names)} classes."
+                )
+            name = from_names[event.class_idx]
+            if name not in index:
+                raise ValueError(
+                    f"Class {name!r} of the labels is not among the model's classes {list(to_names)}; set the "
+                    "model's `spatial_class_names` (encoder stage: `class_names`) to cover the dataset's classes."
+                )
+            renamed.setdefault(frame, []).append(event._replace(class_idx=index[name]))
+    return renamed

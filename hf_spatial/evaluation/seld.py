@@ -4,7 +4,8 @@ the DCASE 2023/2024 metrics (`seld_metrics.evaluate_csv_folders`).
 Slots with presence probability >= 0.5 are detections (class = argmax, direction and distance per clip); a
 detection is active in a 100 ms label frame when the mean activity probability of the 25 Hz tokens whose centres
 fall in that frame is >= 0.5. References mark a source active in every frame whose centre lies in
-[onset, offset), the rule the encoder's training targets use for tokens (`training.seld_targets`).
+[onset, offset), the rule the encoder's training targets use for tokens (`training.seld_targets`). Rows without a
+`SceneSpec` (real recordings converted by `hf-spatial convert starss23`) are referenced by their `dcase_labels`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from hf_spatial.acoustics.scene import SceneSpec
-from hf_spatial.data.dcase_csv import LABEL_HOP_S, FrameLabels, SELDEvent, time_to_frame, write_dcase_csv
+from hf_spatial.data.dcase_csv import (
+    LABEL_HOP_S,
+    FrameLabels,
+    SELDEvent,
+    parse_dcase_csv,
+    rename_classes,
+    time_to_frame,
+    write_dcase_csv,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +50,22 @@ def reference_labels(scene: SceneSpec, class_names: list[str]) -> FrameLabels:
         for frame in np.flatnonzero((centres >= source.onset) & (centres < source.offset)):
             labels.setdefault(int(frame), []).append(event)
     return dict(sorted(labels.items()))
+
+
+def row_reference_labels(
+    row: dict[str, Any], class_names: list[str], dcase_class_names: list[str] | None = None
+) -> FrameLabels:
+    """Frame-wise labels of a dataset row, class indices into `class_names`: from its `SceneSpec` when it has one,
+    else from its `dcase_labels` (class indices into `dcase_class_names`, by default `class_names`)."""
+    if row.get("scene"):
+        return reference_labels(SceneSpec.from_json(row["scene"]), class_names)
+    if row.get("dcase_labels") is None:
+        raise ValueError(
+            f"Row {row.get('scene_id')!r} has neither a `scene` nor `dcase_labels`; expected a folder written by "
+            "`hf-spatial simulate` or `hf-spatial convert starss23`."
+        )
+    labels = parse_dcase_csv(row["dcase_labels"], source=f"dcase_labels of {row.get('scene_id')}")
+    return rename_classes(labels, dcase_class_names or class_names, class_names)
 
 
 def predicted_labels(outputs: Any, index: int, token_rate_hz: float) -> FrameLabels:
@@ -77,8 +102,9 @@ def evaluate_model_seld(
     max_scenes: int | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Run the model's spatial encoder on a simulated split, write `OUT/ref/*.csv` and `OUT/pred/*.csv`, and
-    score them; returns `evaluate_csv_folders`' results (report at OUT/seld_metrics_{edition}.md)."""
+    """Run the model's spatial encoder on a split of a simulated or converted (STARSS23) dataset folder, write
+    `OUT/ref/*.csv` and `OUT/pred/*.csv`, and score them; returns `evaluate_csv_folders`' results (report at
+    OUT/seld_metrics_{edition}.md)."""
     import torch
     from datasets import Audio, load_dataset
     from tqdm.auto import tqdm
@@ -86,6 +112,7 @@ def evaluate_model_seld(
 
     import hf_spatial  # noqa: F401
     from hf_spatial.data import read_foa
+    from hf_spatial.data.starss23 import recorded_class_names
     from hf_spatial.evaluation.seld_metrics import evaluate_csv_folders
     from hf_spatial.training.seld_targets import TOKEN_RATE_HZ
 
@@ -101,19 +128,20 @@ def evaluate_model_seld(
     dataset = load_dataset(str(dataset_dir), split=split).cast_column("audio", Audio(decode=False))
     if max_scenes is not None:
         dataset = dataset.select(range(min(max_scenes, len(dataset))))
+    dcase_class_names = recorded_class_names(dataset_dir)
     out = Path(out_dir)
     ref_dir, pred_dir = out / "ref", out / "pred"
     for start in tqdm(range(0, len(dataset), batch_size), desc="SELD", unit="batch"):
-        rows = dataset[start : start + batch_size]
-        scenes = [SceneSpec.from_json(text) for text in rows["scene"]]
-        features = extractor([read_foa(cell) for cell in rows["audio"]], sampling_rate=24000, return_tensors="pt")
+        rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        features = extractor([read_foa(row["audio"]) for row in rows], sampling_rate=24000, return_tensors="pt")
         with torch.inference_mode():
             outputs = model.get_spatial_outputs(
                 features["spatial_features"].to(device), features["spatial_attention_mask"].to(device)
             )
-        for i, scene in enumerate(scenes):
-            write_dcase_csv(ref_dir / f"{scene.scene_id}.csv", reference_labels(scene, class_names))
-            write_dcase_csv(pred_dir / f"{scene.scene_id}.csv", predicted_labels(outputs, i, TOKEN_RATE_HZ))
+        for i, row in enumerate(rows):
+            references = row_reference_labels(row, class_names, dcase_class_names)
+            write_dcase_csv(ref_dir / f"{row['scene_id']}.csv", references)
+            write_dcase_csv(pred_dir / f"{row['scene_id']}.csv", predicted_labels(outputs, i, TOKEN_RATE_HZ))
     return evaluate_csv_folders(
         ref_dir,
         pred_dir,

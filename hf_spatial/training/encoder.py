@@ -13,7 +13,7 @@ from transformers import Trainer, TrainingArguments
 
 from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.training.common import StageDataArguments
-from hf_spatial.training.seld_targets import SlotLossWeights, scene_targets, slot_loss
+from hf_spatial.training.seld_targets import SlotLossWeights, dcase_targets, scene_targets, slot_loss
 
 logger = logging.getLogger(__name__)
 TARGET_PREFIX = "target_"
@@ -23,6 +23,13 @@ TARGET_PREFIX = "target_"
 class EncoderTrainingConfig(StageDataArguments, TrainingArguments):
     """`TrainingArguments` for the encoder stage, plus the data and the SELD loss weights."""
 
+    class_names: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Classes of a new model's slot class head. Default: the class list a converted folder records "
+            "(the 13 STARSS23 classes), else the labels of the train split."
+        },
+    )
     presence_weight: float = 1.0
     class_weight: float = 1.0
     direction_weight: float = 2.0
@@ -50,21 +57,36 @@ class EncoderTrainingConfig(StageDataArguments, TrainingArguments):
 
 @dataclass
 class SeldCollator:
-    """Rows of a simulated dataset -> spatial features and per-clip SELD targets (`target_*`)."""
+    """Rows -> spatial features and per-clip SELD targets (`target_*`).
+
+    Simulated rows get their targets from the `SceneSpec` (`scene_targets`); rows without one (real recordings,
+    `hf-spatial convert starss23`) from their `dcase_labels` (`dcase_targets`), whose class indices refer to
+    `dcase_class_names` (default: `class_names`) and are matched to `class_names` by name.
+    """
 
     feature_extractor: Any
     class_names: list[str]
     num_slots: int
+    dcase_class_names: list[str] | None = None
+
+    def targets(self, row: dict[str, Any], num_tokens: int) -> dict[str, np.ndarray]:
+        from hf_spatial.evaluation.seld import row_reference_labels
+
+        if row.get("scene"):
+            return scene_targets(SceneSpec.from_json(row["scene"]), self.class_names, self.num_slots, num_tokens)
+        labels = row_reference_labels(row, self.class_names, self.dcase_class_names)
+        return dcase_targets(labels, self.class_names, self.num_slots, num_tokens)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         from hf_spatial.data import read_foa
+        from hf_spatial.data.schema import SAMPLE_RATE
 
-        scenes = [SceneSpec.from_json(row["scene"]) for row in rows]
+        # read_foa checks the rate: every dataset folder is 24 kHz.
         features = self.feature_extractor(
-            [read_foa(row["audio"]) for row in rows], sampling_rate=scenes[0].sample_rate, return_tensors="pt"
+            [read_foa(row["audio"]) for row in rows], sampling_rate=SAMPLE_RATE, return_tensors="pt"
         )
         num_tokens = features["spatial_attention_mask"].shape[-1] // self.feature_extractor.spatial_frames_per_token
-        targets = [scene_targets(scene, self.class_names, self.num_slots, num_tokens) for scene in scenes]
+        targets = [self.targets(row, num_tokens) for row in rows]
         batch = {key: features[key] for key in ("spatial_features", "spatial_attention_mask")}
         for key in targets[0]:
             batch[TARGET_PREFIX + key] = torch.as_tensor(np.stack([target[key] for target in targets]))

@@ -145,18 +145,23 @@ def _plain(value: Any) -> bool:
 
 # ------------------------------------------------------------------------------------------------ stages
 def run_encoder(args, callbacks: list | None = None) -> Path:
+    from hf_spatial.data.starss23 import recorded_class_names
     from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor, load_stage_splits
     from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
 
     train, evaluation = load_stage_splits(args)
-    model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
+    # A converted (STARSS23) folder records the class list its DCASE labels index; rows without a SceneSpec are
+    # trained on those labels.
+    dcase_class_names = recorded_class_names(args.dataset_dir)
+    wanted = args.class_names or dcase_class_names or dataset_labels(train)
+    model, processor = load_model_and_processor(args.model_name_or_path, class_names=wanted)
     class_names = model.config.spatial_class_names
     if not class_names:
         raise ValueError(
             "The model config has no `spatial_class_names`; set them to the dataset's labels "
-            f"({dataset_labels(train)}) so the slot class head knows its classes."
+            f"({wanted}) so the slot class head knows its classes."
         )
-    collator = SeldCollator(processor.feature_extractor, class_names, model.config.spatial_num_slots)
+    collator = SeldCollator(processor.feature_extractor, class_names, model.config.spatial_num_slots, dcase_class_names)
     trainer = SpatialEncoderTrainer(
         model, args, train_dataset=train, eval_dataset=evaluation, data_collator=collator, callbacks=callbacks
     )
@@ -167,14 +172,27 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
         trainer, processor, "encoder", config_record(args), [args.dataset_dir], args.model_name_or_path
     )
     if evaluation is not None and trainer.is_world_process_zero():
+        from hf_spatial.data.starss23 import dcase_labels_have_distance
         from hf_spatial.evaluation.seld import evaluate_model_seld
 
-        # DCASE 2024 SELD metrics of the trained encoder on the held-out split (report in OUTPUT/seld/).
+        # DCASE 2024 SELD metrics of the trained encoder on the held-out split (report in OUTPUT/seld/); 2023 ones
+        # when real recordings' labels have no distances.
+        with_distance = "dcase_labels" not in evaluation.column_names or dcase_labels_have_distance(
+            evaluation["dcase_labels"]
+        )
+        edition = 2024 if with_distance else 2023
         results = evaluate_model_seld(
-            output_dir, args.dataset_dir, output_dir / "seld", split=args.eval_split, max_scenes=args.max_eval_samples
+            output_dir,
+            args.dataset_dir,
+            output_dir / "seld",
+            edition=edition,
+            split=args.eval_split,
+            max_scenes=args.max_eval_samples,
         )
         metrics = {key: value for key, value in results["metrics"].items() if key != "per_class"}
-        logger.info("encoder SELD (DCASE 2024) on %s: %s; report %s", args.eval_split, metrics, results["report_path"])
+        logger.info(
+            "encoder SELD (DCASE %d) on %s: %s; report %s", edition, args.eval_split, metrics, results["report_path"]
+        )
     return output_dir
 
 
