@@ -351,9 +351,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--train-dataset", action="append", default=[], type=Path, help="training dataset folder to check for leaks"
     )
-    build.add_argument(
-        "--tasks", nargs="+", default=None, help="task names or levels l1/l2/l3 (default: every task)"
-    )
+    build.add_argument("--tasks", nargs="+", default=None, help="task names or levels l1/l2/l3 (default: every task)")
     build.add_argument("--workers", type=int, default=1, help="rendering processes")
     build.add_argument("--cache-dir", type=Path, default=None, help="cache of downloaded source clips")
     build.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
