@@ -15,8 +15,12 @@ Steps (each one a public API of the package, also runnable alone with the other 
    final model (`OUT/model`, loads with `AutoModelForMultimodalLM.from_pretrained`).
 
 The demo trains and scores the L1 and L2 direction/relation tasks (`DEMO_TASKS`): the questions a model that hears
-only W (mono) cannot answer above chance. Re-running the same command resumes: finished steps are skipped, an
-interrupted simulation or training stage continues where it stopped.
+only W (mono) cannot answer above chance. The tiny language model starts random, so it is trained in full (not
+LoRA) and answers with the words of the option it chose ("to your left"; `TEXT_ANSWER_INSTRUCTION`), which the
+shared parser maps to its letter: picking a letter needs a look-up of the option list that a random two-layer model
+does not learn in minutes (given the answer's words as text, it stayed at chance after 8,000 training questions).
+Re-running the same command resumes: finished steps are skipped, an interrupted simulation or training stage
+continues where it stopped.
 """
 
 from __future__ import annotations
@@ -191,10 +195,12 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths) -> dict[str, Any]
         config.update(
             per_device_train_batch_size=plan.batch_size,
             # The tiny language model is random: train all of it (LoRA adapts pretrained weights), and answer with
-            # the letter alone so that the loss is the answer.
+            # the option's words, so that the loss is on naming what was heard (a random two-layer model does not
+            # learn the letter look-up in minutes; see the module docstring).
             lora_r=0,
             learning_rate=1e-3,
             reasoning_fraction=0.0,
+            answer_format="text",
         )
     if stage == "grpo":
         config.update(per_device_train_batch_size=4, num_generations=4, max_completion_length=8)
@@ -226,9 +232,11 @@ def _evaluate_model(paths: DemoPaths, batch_size: int) -> None:
     from hf_spatial.evaluation.predictors import ModelPredictor
     from hf_spatial.evaluation.report import write_outputs
     from hf_spatial.evaluation.runner import evaluate
+    from hf_spatial.tasks.prompting import TEXT_ANSWER_INSTRUCTION
 
     benchmark = load_benchmark(paths.benchmark)
-    predictor = ModelPredictor(paths.model, max_new_tokens=4)  # the demo model answers with a letter
+    # Asked as in training: answer with the option's words (the shared parser maps them to the letter).
+    predictor = ModelPredictor(paths.model, max_new_tokens=16, instruction=TEXT_ANSWER_INSTRUCTION)
     run = evaluate(predictor, benchmark, MODEL_CONDITIONS, batch_size=batch_size)
     write_outputs(run, paths.eval_model, {"num_items": len(benchmark.items)})
 
@@ -254,7 +262,10 @@ class Step:
     done: Callable[[], bool]
 
 
-def demo_steps(plan: DemoPlan, sources: str, paths: DemoPaths, workers: int) -> list[Step]:
+def demo_steps(
+    plan: DemoPlan, sources: str, paths: DemoPaths, workers: int, cache_dir: str | os.PathLike | None = None
+) -> list[Step]:
+    """The demo's steps in order (`sources`: the simulator's source spec; `cache_dir`: the Debian cache)."""
     from hf_spatial.data.simulate import simulate
     from hf_spatial.evaluation.benchmark import build_benchmark
     from hf_spatial.evaluation.report import RESULTS_FILE as EVAL_RESULTS
@@ -277,6 +288,7 @@ def demo_steps(plan: DemoPlan, sources: str, paths: DemoPaths, workers: int) -> 
                 duration=plan.duration,
                 shard_size=max(8, plan.train_scenes // (4 * workers)),
                 workers=workers,
+                cache_dir=cache_dir,
             ),
             complete_simulation,
         ),
@@ -299,6 +311,7 @@ def demo_steps(plan: DemoPlan, sources: str, paths: DemoPaths, workers: int) -> 
                 duration=plan.duration,
                 train_datasets=[paths.scenes],
                 workers=workers,
+                cache_dir=cache_dir,
                 tasks=DEMO_TASKS,
                 overwrite=True,
             ),
@@ -422,7 +435,7 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
     ]
     lines += [f"  {CONDITION_LABELS[name]:<24}{_percent(row['scored']):>24}" for name, row in rows.items()]
     lines += [
-        f"  {'chance':<24}{100 * chance:>5.1f}%",
+        f"  {'chance':<24}{' ' * 6}{100 * chance:5.1f}%",  # under the accuracies (right-aligned to 24)
         "",
         f"  full - mono: {targets['full_minus_mono_points']:+.1f} points (target >= +20: "
         f"{'met' if targets['full_at_least_20_points_above_mono'] else 'not met'}); mono - chance: "
@@ -448,6 +461,8 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         f"- Training: {plan['train_scenes']} scenes of {plan['duration']:g} s; stages encoder {plan['encoder_steps']}, "
         f"align {plan['align_steps']}, sft {plan['sft_steps']}, grpo {plan['grpo_steps']} steps.",
         f"- Trained and scored tasks (L1+L2 direction/relation): {', '.join(f'`{t}`' for t in results['tasks'])}.",
+        '- The model answers with the words of the option it chooses ("Answer with the text of the correct option."), '
+        "mapped to the option's letter by the shared answer parser; an answer that is no option's text counts wrong.",
         "",
         "## Accuracy on the scored tasks",
         "",
@@ -579,7 +594,7 @@ def run_demo(
     logger.info("sources: %s", reason)
     _check_or_write_plan(paths.out, {"plan": asdict(plan), "sources": spec})
     state = _read_json(paths.out / STATE_FILE) or {"seconds": {}}
-    steps = demo_steps(plan, spec, paths, workers)
+    steps = demo_steps(plan, spec, paths, workers, cache_dir)
     for number, step in enumerate(steps, start=1):
         if step.done():
             logger.info("[%d/%d] %s: done in an earlier run, skipped", number, len(steps), step.description)

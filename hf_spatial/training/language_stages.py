@@ -90,6 +90,19 @@ class SpatialSFTConfig(LoraArguments, AudioSFTConfig):
     reasoning_fraction: float = field(
         default=0.5, metadata={"help": "Share of questions answered as <think>..</think><answer>X</answer>."}
     )
+    answer_format: str = field(
+        default="letter",
+        metadata={
+            "help": "The other questions' answer: `letter`, or `text` (the option's words, parsed to its letter)."
+        },
+    )
+
+    def __post_init__(self):
+        from hf_spatial.training.chat_data import ANSWER_FORMATS
+
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {self.answer_format!r}.")
+        super().__post_init__()
 
 
 def freeze_all_but(model, module_names: tuple[str, ...]) -> None:

@@ -173,7 +173,7 @@ def run_sft(args) -> Path:
     from hf_spatial.training.common import finish_stage, load_model_and_processor
     from hf_spatial.training.language_stages import SpatialSFTTrainer
 
-    train, evaluation = _language_splits(args, lambda row: sft_row(row, args.reasoning_fraction))
+    train, evaluation = _language_splits(args, lambda row: sft_row(row, args.reasoning_fraction, args.answer_format))
     model, processor = load_model_and_processor(args.model_name_or_path)
     trainer = SpatialSFTTrainer(model, args, processor, train_dataset=train, eval_dataset=evaluation)
     train_resuming(trainer)
