@@ -203,7 +203,8 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths) -> dict[str, Any]
             answer_format="text",
         )
     if stage == "grpo":
-        config.update(per_device_train_batch_size=4, num_generations=4, max_completion_length=8)
+        # Room for an option's words ("to the right of the footsteps"), which the accuracy reward parses.
+        config.update(per_device_train_batch_size=4, num_generations=4, max_completion_length=16)
     return config
 
 
