@@ -292,28 +292,28 @@ def _write_benchmark(folder: Path, items: list[dict[str, Any]], rows: dict[str, 
         folder / "twnm",
     )
     _write_reports(folder, report)
-    (folder / "README.md").write_text(benchmark_card(report), encoding="utf-8")
+    (folder / "README.md").write_text(benchmark_card(report, folder / "data"), encoding="utf-8")
 
 
-def benchmark_card(report: dict[str, Any]) -> str:
-    """Dataset card of the benchmark folder: YAML `configs` for load_dataset, what it holds, how it was made."""
+def benchmark_card(report: dict[str, Any], data_dir: Path) -> str:
+    """Dataset card of the benchmark folder: YAML `configs` and `dataset_info` for load_dataset, what it holds, how it
+    was made. The split size in `dataset_info` makes the card (which datasets keys its cache of a local folder on)
+    differ between benchmarks, so a benchmark rebuilt in place, or another one at a same-named path, never loads
+    stale rows."""
+    import yaml
+
+    from hf_spatial.data.card import loading_metadata
+    from hf_spatial.tasks.dataset import qa_features
+
     tasks = report["args"].get("tasks")
     scope = f"only the tasks {', '.join(tasks)}; " if tasks else ""
+    metadata = {
+        **loading_metadata(data_dir, {"test": report["num_items"]}, qa_features()),
+        "task_categories": ["audio-classification", "question-answering"],
+        "tags": ["spatial-audio", "ambisonics", "foa", "benchmark"],
+    }
     return f"""---
-configs:
-- config_name: default
-  data_files:
-  - split: test
-    path: data/test-*.parquet
-task_categories:
-- audio-classification
-- question-answering
-tags:
-- spatial-audio
-- ambisonics
-- foa
-- benchmark
----
+{yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)}---
 # hf-spatial audio scene analysis benchmark
 
 {report["num_items"]} multiple-choice questions (four options A-D) about {report["num_scenes"]} First-Order
