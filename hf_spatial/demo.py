@@ -18,7 +18,8 @@ The demo trains and scores the L1 and L2 direction/relation tasks (`DEMO_TASKS`)
 only W (mono) cannot answer above chance. The tiny language model starts random, so it is trained in full (not
 LoRA) and answers with the words of the option it chose ("to your left"; `TEXT_ANSWER_INSTRUCTION`), which the
 shared parser maps to its letter: picking a letter needs a look-up of the option list that a random two-layer model
-does not learn in minutes (given the answer's words as text, it stayed at chance after 8,000 training questions).
+does not learn in minutes (given the answer's words as text, it stayed at chance on held-out questions after
+16,000 training questions).
 Re-running the same command resumes: finished steps are skipped, an interrupted simulation or training stage
 continues where it stopped.
 """
