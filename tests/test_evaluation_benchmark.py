@@ -78,6 +78,19 @@ def test_benchmark_is_deterministic_and_refuses_leaks(bench, tmp_path):
     assert not (tmp_path / "refused").exists()
 
 
+def test_benchmark_of_chosen_tasks_and_same_named_benchmarks_load_their_own_rows(tmp_path):
+    tasks = ["l1_direction_sector", "l2_relative_direction_between_objects"]
+    for run, num_items in (("one", 8), ("two", 4)):  # datasets keys its cache of a local folder on the card
+        out = tmp_path / run / "bench"
+        run_cli("benchmark", "build", "--out", str(out), "--num-items", str(num_items), "--duration", "1",
+                "--tasks", *tasks)  # fmt: skip
+        items = load_benchmark(out).items
+        assert len(items) == num_items and {item["task"] for item in items} == set(tasks)
+    report = json.loads((out / "generation_report.json").read_text())
+    assert report["args"]["tasks"] == tasks and report["tasks_missing"] == []
+    assert "--tasks l1_direction_sector" in report["command"]
+
+
 def test_evaluate_cli_tiny_model_with_controls_and_circular(bench, tiny_model, tmp_path):
     out = tmp_path / "eval"
     result = run_cli("evaluate", "--model", str(tiny_model), "--benchmark", str(bench), "--controls", "--circular",

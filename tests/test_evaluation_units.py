@@ -257,3 +257,16 @@ def test_level_quotas_and_selection():
         per_scene[item["scene_id"]] = per_scene.get(item["scene_id"], 0) + 1
     assert max(per_scene.values()) <= 2
     assert items == select_items(candidates, 60, seed=0, max_per_scene=2)[0]
+
+
+def test_selection_restricted_to_some_levels_keeps_their_proportions():
+    assert level_quotas(664, levels=[2, 1]) == {1: 385, 2: 279}
+    rng = np.random.default_rng(6)
+    candidates = [
+        it
+        for k in range(60)
+        for it in generate_questions(random_scene(rng, f"r{k}"), k, ["l1_direction_sector", "l2_source_at_direction"])
+    ]
+    items, shortfall = select_items(candidates, 30, seed=0, max_per_scene=2, levels=[1, 2])
+    assert not shortfall and len(items) == 30
+    assert {it["task"] for it in items} == {"l1_direction_sector", "l2_source_at_direction"}

@@ -128,6 +128,34 @@ def test_sft_trains_lora_and_projectors_and_saves_adapter_and_merged_model(encod
     assert adapter.r == 8 and adapter.lora_alpha == 32
 
 
+def test_sft_without_lora_trains_the_whole_language_model(encoder_dir, questions_dir, tmp_path):
+    common = ["--model_name_or_path", str(encoder_dir), "--dataset_dir", str(questions_dir), *STEPS]
+    out = run_stage("sft", "tiny", [*common, "--output_dir", str(tmp_path / "full"), "--lora_r", "0"])
+    changed = _changed(_parameters(encoder_dir), _parameters(out))
+    modules = {name.split(".")[1] if name.startswith("model.") else name.split(".")[0] for name in changed}
+    assert modules == {"multi_modal_projector", "spatial_projector", "language_model", "lm_head"}
+    assert {"lm_head.weight", "model.language_model.embed_tokens.weight"} <= changed
+    assert not (out / "adapter").exists()
+    with pytest.raises(ValueError, match="lora_r"):
+        load_config("sft", "tiny", [*common, "--lora_r", "-1"])
+
+
+def test_sft_rows_answer_with_the_letter_or_the_option_text():
+    from hf_spatial.tasks.parsing import parse_answer
+    from hf_spatial.tasks.prompting import ANSWER_INSTRUCTION, TEXT_ANSWER_INSTRUCTION
+    from hf_spatial.training.chat_data import sft_row
+
+    item = {"sample_id": "s-l1_direction_sector", "question": "Where is the bell relative to you?",
+            "option_a": "to your left", "option_b": "behind you", "option_c": "in front of you",
+            "option_d": "to your right", "answer_letter": "B", "answer_text": "behind you"}  # fmt: skip
+    letter, text = sft_row(item, 0.0), sft_row(item, 0.0, answer_format="text")
+    assert letter["completion"] == "B" and ANSWER_INSTRUCTION in letter["prompt"][0]["content"][1]["text"]
+    assert text["completion"] == "behind you" and TEXT_ANSWER_INSTRUCTION in text["prompt"][0]["content"][1]["text"]
+    assert parse_answer(text["completion"], item) == "B"
+    with pytest.raises(ValueError, match="answer_format"):
+        sft_row(item, 0.0, answer_format="json")
+
+
 def test_sft_rows_mask_the_prompt_and_answer_in_both_formats(questions_dir):
     from hf_spatial.data import read_foa
     from hf_spatial.models.tiny import build_tiny_processor

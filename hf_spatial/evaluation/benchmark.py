@@ -23,6 +23,7 @@ import os
 import shlex
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ class BenchmarkArgs:
     duration: float = 5.0
     max_per_scene: int = 3
     train_datasets: tuple[str, ...] = field(default_factory=tuple)
+    tasks: tuple[str, ...] | None = None  # None: every task
 
     def __post_init__(self) -> None:
         if self.num_items < 1:
@@ -61,6 +63,8 @@ class BenchmarkArgs:
                  "--max-per-scene", str(self.max_per_scene)]  # fmt: skip
         for path in self.train_datasets:
             words += ["--train-dataset", Path(path).name]
+        if self.tasks is not None:
+            words += ["--tasks", *self.tasks]
         return shlex.join(words)
 
 
@@ -118,8 +122,12 @@ def build_benchmark(
     workers: int = 1,
     cache_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
+    tasks: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Build the benchmark folder (see the module docstring); returns the generation report as a dict.
+
+    `tasks` (task names or level shorthands l1/l2/l3, as `hf-spatial questions --tasks`) restricts the benchmark
+    to those tasks; the level quotas then cover only their levels, in TWNM's proportions.
 
     Raises ValueError when a training dataset shares a clip, room or scene with the benchmark (the report is
     still written to `OUT.rejected/` for inspection) or when the test split cannot supply enough items.
@@ -128,8 +136,18 @@ def build_benchmark(
     from hf_spatial.acoustics.sources import SourceBank
     from hf_spatial.evaluation.leaks import find_leaks, read_dataset_scenes
     from hf_spatial.tasks.dataset import distractor_statistics
+    from hf_spatial.tasks.registry import resolve_tasks
 
-    args = BenchmarkArgs(num_items, seed, sources, mode, duration, max_per_scene, tuple(str(p) for p in train_datasets))
+    args = BenchmarkArgs(
+        num_items,
+        seed,
+        sources,
+        mode,
+        duration,
+        max_per_scene,
+        tuple(str(p) for p in train_datasets),
+        tuple(resolve_tasks(tasks)) if tasks is not None else None,
+    )
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite or choose another --out.")
@@ -168,18 +186,19 @@ def _choose_items(sampler, args: BenchmarkArgs, vocabulary, priors) -> tuple[lis
     """Sample test scenes until the quotas can be met; returns (items, the scenes they use, in id order)."""
     from hf_spatial.evaluation.selection import select_items
     from hf_spatial.tasks.balance import balance_answers
-    from hf_spatial.tasks.registry import generate_questions
+    from hf_spatial.tasks.registry import TASKS, generate_questions, resolve_tasks
 
+    levels = sorted({TASKS[task].level for task in resolve_tasks(args.tasks)})
     pool_size = max(16, -(-2 * args.num_items // args.max_per_scene))
     scenes: list = []
     candidates: list[dict[str, Any]] = []
     while True:
         new = sampler.sample(pool_size - len(scenes), args.seed, "test", start=len(scenes))
         for scene in new:
-            candidates += generate_questions(scene, args.seed, vocabulary=vocabulary, priors=priors)
+            candidates += generate_questions(scene, args.seed, args.tasks, vocabulary=vocabulary, priors=priors)
         scenes += new
         items, shortfall = select_items(balance_answers(candidates, seed=args.seed), args.num_items, args.seed,
-                                        args.max_per_scene)  # fmt: skip
+                                        args.max_per_scene, levels)  # fmt: skip
         if not shortfall:
             break
         if pool_size >= MAX_POOL_SCENES:
@@ -197,9 +216,13 @@ def generation_report(args: BenchmarkArgs, items, scenes, leak_checks, bank) -> 
     from hf_spatial.tasks.registry import TASKS, resolve_tasks
 
     tasks = Counter(item["task"] for item in items)
-    missing = [task for task in resolve_tasks(None) if task not in tasks]
+    missing = [task for task in resolve_tasks(args.tasks) if task not in tasks]
     return {
-        "args": {**asdict(args), "train_datasets": [Path(p).name for p in args.train_datasets]},
+        "args": {
+            **asdict(args),
+            "train_datasets": [Path(p).name for p in args.train_datasets],
+            "tasks": list(args.tasks) if args.tasks is not None else None,
+        },
         "command": args.command(),
         "num_items": len(items),
         "num_scenes": len(scenes),
@@ -269,16 +292,21 @@ def _write_benchmark(folder: Path, items: list[dict[str, Any]], rows: dict[str, 
         folder / "twnm",
     )
     _write_reports(folder, report)
-    (folder / "README.md").write_text(benchmark_card(folder / "data", report), encoding="utf-8")
+    (folder / "README.md").write_text(benchmark_card(report, folder / "data"), encoding="utf-8")
 
 
-def benchmark_card(data_dir: Path, report: dict[str, Any]) -> str:
-    """Dataset card of the benchmark folder: YAML `configs` for load_dataset, what it holds, how it was made."""
+def benchmark_card(report: dict[str, Any], data_dir: Path) -> str:
+    """Dataset card of the benchmark folder: YAML `configs` and `dataset_info` for load_dataset, what it holds, how it
+    was made. The split size in `dataset_info` makes the card (which datasets keys its cache of a local folder on)
+    differ between benchmarks, so a benchmark rebuilt in place, or another one at a same-named path, never loads
+    stale rows."""
     import yaml
 
     from hf_spatial.data.card import loading_metadata
     from hf_spatial.tasks.dataset import qa_features
 
+    tasks = report["args"].get("tasks")
+    scope = f"only the tasks {', '.join(tasks)}; " if tasks else ""
     metadata = {
         **loading_metadata(data_dir, {"test": report["num_items"]}, qa_features()),
         "task_categories": ["audio-classification", "question-answering"],
@@ -289,7 +317,7 @@ def benchmark_card(data_dir: Path, report: dict[str, Any]) -> str:
 # hf-spatial audio scene analysis benchmark
 
 {report["num_items"]} multiple-choice questions (four options A-D) about {report["num_scenes"]} First-Order
-Ambisonics scenes rendered from held-out test rooms and test source clips only; levels L1/L2/L3 in TWNM's
+Ambisonics scenes rendered from held-out test rooms and test source clips only; {scope}levels L1/L2/L3 in TWNM's
 proportions (385/279/336 per 1,000), tasks evenly within a level, at most {report["args"]["max_per_scene"]}
 questions per scene.
 
@@ -323,6 +351,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--train-dataset", action="append", default=[], type=Path, help="training dataset folder to check for leaks"
     )
+    build.add_argument("--tasks", nargs="+", default=None, help="task names or levels l1/l2/l3 (default: every task)")
     build.add_argument("--workers", type=int, default=1, help="rendering processes")
     build.add_argument("--cache-dir", type=Path, default=None, help="cache of downloaded source clips")
     build.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -342,6 +371,7 @@ def run_build(args: argparse.Namespace) -> int:
         workers=args.workers,
         cache_dir=args.cache_dir,
         overwrite=args.overwrite,
+        tasks=args.tasks,
     )
     levels = ", ".join(f"L{level} {count}" for level, count in report["levels"].items())
     print(f"wrote {report['num_items']} items ({levels}) from {report['num_scenes']} scenes to {args.out}")

@@ -25,9 +25,11 @@ def largest_remainder(total: int, weights: Mapping[Any, float]) -> dict[Any, int
     return dict(zip(keys, counts, strict=True))
 
 
-def level_quotas(num_items: int) -> dict[int, int]:
-    """Items per level for a benchmark of `num_items` (exactly 385/279/336 for 1,000)."""
-    return largest_remainder(num_items, LEVEL_SHARES)
+def level_quotas(num_items: int, levels: Sequence[int] | None = None) -> dict[int, int]:
+    """Items per level for a benchmark of `num_items` (exactly 385/279/336 for 1,000); `levels` restricts the
+    benchmark to some levels, which keep TWNM's proportions between them."""
+    shares = LEVEL_SHARES if levels is None else {level: LEVEL_SHARES[level] for level in sorted(set(levels))}
+    return largest_remainder(num_items, shares)
 
 
 def task_quotas(level_quota: int, available: Mapping[str, int]) -> dict[str, int]:
@@ -42,9 +44,14 @@ def task_quotas(level_quota: int, available: Mapping[str, int]) -> dict[str, int
 
 
 def select_items(
-    candidates: Sequence[dict[str, Any]], num_items: int, seed: int, max_per_scene: int
+    candidates: Sequence[dict[str, Any]],
+    num_items: int,
+    seed: int,
+    max_per_scene: int,
+    levels: Sequence[int] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[int, int]]:
-    """Pick up to `num_items` items by level quota, tasks evenly within a level, at most `max_per_scene` per scene.
+    """Pick up to `num_items` items by level quota (over `levels`, default all three), tasks evenly within a level,
+    at most `max_per_scene` per scene.
 
     Returns (items in candidate order, shortfall per level). Items are drawn in a seeded random order, scarce
     tasks first, so common tasks do not use up the scenes rare tasks need.
@@ -55,12 +62,12 @@ def select_items(
         by_task[item["task"]].append(index)
     for task in sorted(by_task):
         rng.shuffle(by_task[task])
-    levels = {item["task"]: int(item["level"]) for item in candidates}
+    task_levels = {item["task"]: int(item["level"]) for item in candidates}
     per_scene: Counter[str] = Counter()
     chosen: list[int] = []
     shortfall: dict[int, int] = {}
-    for level, quota in level_quotas(num_items).items():
-        tasks = {task: len(indices) for task, indices in by_task.items() if levels[task] == level}
+    for level, quota in level_quotas(num_items, levels).items():
+        tasks = {task: len(indices) for task, indices in by_task.items() if task_levels[task] == level}
         if not tasks:
             shortfall[level] = quota
             continue

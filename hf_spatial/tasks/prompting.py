@@ -8,6 +8,9 @@ from typing import Any
 from hf_spatial.tasks.parsing import option_texts
 
 ANSWER_INSTRUCTION = "Answer with the letter of the correct option."
+# Answering with the option's words (parsed back to its letter by `parse_answer`): the answer then names what was
+# heard, so a model needs no letter look-up to answer (the format for small language models trained from scratch).
+TEXT_ANSWER_INSTRUCTION = "Answer with the text of the correct option."
 REASONING_INSTRUCTION = (
     "Think about where each sound is, then answer in the form <think>your reasoning</think><answer>X</answer>, "
     "where X is the letter of the correct option."

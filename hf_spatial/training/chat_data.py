@@ -11,7 +11,9 @@ from typing import Any
 
 from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.tasks import describe_scene, format_prompt
-from hf_spatial.tasks.prompting import ANSWER_INSTRUCTION, REASONING_INSTRUCTION
+from hf_spatial.tasks.prompting import ANSWER_INSTRUCTION, REASONING_INSTRUCTION, TEXT_ANSWER_INSTRUCTION
+
+ANSWER_FORMATS = ("letter", "text")
 
 CAPTION_INSTRUCTION = "Describe the sound scene: what you hear, where each sound is, how far away, and the room."
 
@@ -37,10 +39,15 @@ def wants_reasoning(sample_id: str, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def sft_row(item: dict[str, Any], reasoning_fraction: float) -> dict[str, Any]:
-    """SFT row: the question with lettered options; the answer is the letter, or reasoning + letter."""
+def sft_row(item: dict[str, Any], reasoning_fraction: float, answer_format: str = "letter") -> dict[str, Any]:
+    """SFT row: the question with lettered options; the answer is reasoning + letter (`reasoning_fraction` of the
+    items), else the letter (`answer_format="letter"`) or the gold option's text (`"text"`)."""
+    if answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}.")
     if wants_reasoning(item["sample_id"], reasoning_fraction):
         return {"prompt": user_turn(format_prompt(item, REASONING_INSTRUCTION)), "completion": reasoned_answer(item)}
+    if answer_format == "text":
+        return {"prompt": user_turn(format_prompt(item, TEXT_ANSWER_INSTRUCTION)), "completion": item["answer_text"]}
     return {"prompt": user_turn(format_prompt(item, ANSWER_INSTRUCTION)), "completion": item["answer_letter"]}
 
 

@@ -22,7 +22,7 @@ import trl
 from trl import GRPOConfig, GRPOTrainer
 
 from hf_spatial.training.common import StageDataArguments
-from hf_spatial.training.language_stages import LoraArguments
+from hf_spatial.training.language_stages import LoraArguments, lora_or_full_finetune
 
 # The hooks overridden below are private TRL methods; they were read and tested against this minor version.
 SUPPORTED_TRL_VERSION = "1.16"
@@ -191,7 +191,7 @@ class SpatialGRPOTrainer(AudioGRPOTrainer):
 
         # TRL reads `image_token_id` for multimodal processors; the audio placeholder plays that role here.
         model.config.image_token_id = processing_class.audio_token_id
-        kwargs.setdefault("peft_config", args.lora_config())
+        lora_or_full_finetune(model, args, kwargs)
         super().__init__(
             model=model,
             args=args,

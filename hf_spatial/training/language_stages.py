@@ -2,7 +2,9 @@
 
 `align` trains only the projectors (the semantic expert, Qwen2-Audio's `multi_modal_projector`, and the dense
 hybrid `spatial_projector`) on scene captions, with Whisper, the spatial encoder and the language model frozen.
-`sft` trains the projectors and a LoRA adapter on the language model on L1-L3 questions.
+`sft` trains the projectors and a LoRA adapter on the language model on L1-L3 questions (or, with `lora_r: 0`,
+the projectors and the whole language model: the choice for a small or randomly initialised language model, where
+a low-rank update of random weights has little to adapt).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from hf_spatial.training.collators import AudioChatCollator
 from hf_spatial.training.common import StageDataArguments
 
 PROJECTOR_MODULES = ("multi_modal_projector", "spatial_projector")
+# Trained by a language stage without LoRA (`lora_r: 0`): the projectors and the whole language model.
+FULL_FINETUNE_MODULES = (*PROJECTOR_MODULES, "language_model", "lm_head")
 
 
 @dataclass
@@ -35,13 +39,23 @@ class AlignConfig(AudioSFTConfig):
 
 @dataclass
 class LoraArguments:
-    """LoRA on the language model only, with the projectors trained in full (`modules_to_save`)."""
+    """LoRA on the language model only, with the projectors trained in full (`modules_to_save`); `lora_r: 0`
+    trains the projectors and the whole language model instead (no adapter)."""
 
-    lora_r: int = 8
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank; 0 trains the whole language model (no LoRA)."})
     lora_alpha: int = 32
     lora_dropout: float = 0.05
 
+    def __post_init__(self):
+        if self.lora_r < 0:
+            raise ValueError(f"lora_r must be positive, or 0 for full fine-tuning; got {self.lora_r}.")
+        if hasattr(super(), "__post_init__"):  # the trainer config this is mixed into
+            super().__post_init__()
+
     def lora_config(self):
+        """The PEFT `LoraConfig`, or None for full fine-tuning (`lora_r: 0`)."""
+        if self.lora_r == 0:
+            return None
         from peft import LoraConfig
 
         from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import LANGUAGE_MODEL_LORA_TARGETS
@@ -64,6 +78,19 @@ class SpatialSFTConfig(LoraArguments, AudioSFTConfig):
     reasoning_fraction: float = field(
         default=0.5, metadata={"help": "Share of questions answered as <think>..</think><answer>X</answer>."}
     )
+    answer_format: str = field(
+        default="letter",
+        metadata={
+            "help": "The other questions' answer: `letter`, or `text` (the option's words, parsed to its letter)."
+        },
+    )
+
+    def __post_init__(self):
+        from hf_spatial.training.chat_data import ANSWER_FORMATS
+
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {self.answer_format!r}.")
+        super().__post_init__()
 
 
 def freeze_all_but(model, module_names: tuple[str, ...]) -> None:
@@ -95,9 +122,20 @@ class SpatialAlignTrainer(AudioSFTTrainer):
         super().__init__(model, args, processing_class, **kwargs)
 
 
+def lora_or_full_finetune(model, args: LoraArguments, kwargs: dict[str, Any]) -> None:
+    """Give the trainer the config's LoRA (`peft_config`), or, with `lora_r: 0`, leave only the projectors and the
+    language model trainable."""
+    peft_config = args.lora_config()
+    if peft_config is None:
+        freeze_all_but(model, FULL_FINETUNE_MODULES)
+    else:
+        kwargs.setdefault("peft_config", peft_config)
+
+
 class SpatialSFTTrainer(AudioSFTTrainer):
-    """Stage `sft`: LoRA on the language model (the config's `lora_*`), projectors fully trained."""
+    """Stage `sft`: LoRA on the language model (the config's `lora_*`), projectors fully trained; with
+    `lora_r: 0`, the whole language model and the projectors."""
 
     def __init__(self, model, args: SpatialSFTConfig, processing_class, **kwargs):
-        kwargs.setdefault("peft_config", args.lora_config())
+        lora_or_full_finetune(model, args, kwargs)
         super().__init__(model, args, processing_class, **kwargs)

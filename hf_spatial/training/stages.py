@@ -215,7 +215,7 @@ def run_sft(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.common import finish_stage, load_model_and_processor
     from hf_spatial.training.language_stages import SpatialSFTTrainer
 
-    train, evaluation = _language_splits(args, lambda row: sft_row(row, args.reasoning_fraction))
+    train, evaluation = _language_splits(args, lambda row: sft_row(row, args.reasoning_fraction, args.answer_format))
     model, processor = load_model_and_processor(args.model_name_or_path)
     trainer = SpatialSFTTrainer(
         model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks

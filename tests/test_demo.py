@@ -1,0 +1,89 @@
+"""`hf-spatial demo` at its smallest setting: every step runs for real, the report folder is complete, the model
+loads with the Auto classes, a re-run resumes, and the plan and sources are chosen as documented."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hf_spatial import demo
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
+    return out, result.stdout
+
+
+def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
+    out, stdout = demo_dir
+    assert "L1+L2 direction/relation tasks" in stdout and "mono (W only)" in stdout and "chance" in stdout
+    assert f"model:     {out / 'model'}" in stdout
+    results = json.loads((out / demo.RESULTS_FILE).read_text())
+    assert set(results["conditions"]) == {"full", "no_audio", "mono", "spatial_zeroed", "intensity"}
+    for row in results["conditions"].values():
+        scored = row["scored"]
+        assert scored["n"] == results["plan"]["benchmark_items"] and 0 <= scored["accuracy"] <= 1
+        assert scored["chance"] == pytest.approx(0.25) and set(row["tasks"]) <= set(demo.DEMO_TASKS)
+    assert results["sources"]["spec"] == "procedural"
+    assert set(results["seconds"]) >= {"simulate", "benchmark", "encoder", "align", "sft", "grpo", "evaluate"}
+    report = (out / demo.REPORT_FILE).read_text()
+    assert "| **all scored** |" in report and "l1_direction_sector" in report
+    for plot in ("scored_accuracy.png", "task_accuracy.png"):
+        assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "eval" / "model" / "report.md").is_file() and (out / "eval" / "intensity" / "report.md").is_file()
+    history = json.loads((out / "model" / "training_stages.json").read_text())
+    assert [stage["stage"] for stage in history["stages"]] == ["encoder", "align", "sft", "grpo"]
+    assert not list(out.glob("stages/*/checkpoint-*")) and not list((out / "model").glob("checkpoint-*"))
+
+
+def test_demo_model_loads_with_the_auto_classes(demo_dir):
+    import torch
+    from transformers import AutoModelForMultimodalLM, AutoProcessor
+
+    from hf_spatial.conventions import encode_plane_wave
+
+    out, _ = demo_dir
+    model = AutoModelForMultimodalLM.from_pretrained(out / "model")
+    processor = AutoProcessor.from_pretrained(out / "model")
+    foa = encode_plane_wave(torch.randn(24000).numpy() * 0.1, azimuth_deg=90, elevation_deg=0)
+    messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "Where is it?"}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=text, audio=foa, sampling_rate=24000, return_tensors="pt")
+    output = model.generate(**inputs, max_new_tokens=2, do_sample=False)
+    assert output.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
+    out, _ = demo_dir
+    before = json.loads((out / demo.RESULTS_FILE).read_text())
+    again = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
+    assert again.stderr.count("done in an earlier run, skipped") == 9
+    after = json.loads((out / demo.RESULTS_FILE).read_text())
+    assert after["conditions"] == before["conditions"]
+    refused = run_cli("demo", "--out", str(out), "--minutes", "5", "--sources", "procedural", check=False)
+    assert refused.returncode == 2 and "another plan" in refused.stderr
+
+
+def test_plan_scales_with_minutes_and_auto_sources_fall_back(monkeypatch):
+    small, default, large = (demo.DemoPlan.for_minutes(m) for m in (5, demo.DEFAULT_MINUTES, 30))
+    assert small.sft_steps < default.sft_steps < large.sft_steps
+    assert small.train_scenes < default.train_scenes < large.train_scenes
+    with pytest.raises(ValueError, match="--minutes"):
+        demo.DemoPlan.for_minutes(1)
+
+    from hf_spatial.acoustics import debian
+
+    def unavailable(*args, **kwargs):
+        raise FileNotFoundError("The Debian sound bank needs apt-get")
+
+    monkeypatch.setattr(debian, "load_debian_bank", unavailable)
+    spec, reason = demo.resolve_sources("auto")
+    assert spec == "procedural" and "apt-get" in reason
+    with pytest.raises(FileNotFoundError):
+        demo.resolve_sources("debian")
+    assert demo.resolve_sources("procedural")[0] == "procedural"
