@@ -77,16 +77,21 @@ def _ensure_registered() -> None:
 
 
 def task_names(levels: Sequence[int] | None = None) -> list[str]:
-    """Registered task names (optionally of some levels), in registration order."""
+    """Registered task names (optionally of some levels), ordered by level then name.
+
+    Not registration order: that depends on which task module some caller imported first, and the order of tasks
+    decides which questions a benchmark selects, so it must not depend on the process's import history.
+    """
     _ensure_registered()
-    return [name for name, spec in TASKS.items() if levels is None or spec.level in levels]
+    names = sorted(TASKS, key=lambda name: (TASKS[name].level, name))
+    return [name for name in names if levels is None or TASKS[name].level in levels]
 
 
 def resolve_tasks(tasks: Sequence[str] | None) -> list[str]:
     """Validate task names; accepts level shorthands 'l1', 'l2', 'l3'. None means every task."""
     _ensure_registered()
     if tasks is None:
-        return list(TASKS)
+        return task_names()
     names: list[str] = []
     for item in tasks:
         if item in TASKS:
@@ -94,7 +99,7 @@ def resolve_tasks(tasks: Sequence[str] | None) -> list[str]:
         elif item in ("l1", "l2", "l3"):
             names.extend(task_names([int(item[1])]))
         else:
-            raise ValueError(f"Unknown task {item!r}; known tasks: {', '.join(TASKS)} (or l1, l2, l3).")
+            raise ValueError(f"Unknown task {item!r}; known tasks: {', '.join(task_names())} (or l1, l2, l3).")
     return list(dict.fromkeys(names))
 
 
