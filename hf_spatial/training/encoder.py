@@ -30,13 +30,14 @@ class EncoderTrainingConfig(StageDataArguments, TrainingArguments):
             "(the 13 STARSS23 classes), else the labels of the train split."
         },
     )
-    presence_weight: float = 1.0
-    class_weight: float = 1.0
-    direction_weight: float = 2.0
-    distance_weight: float = 1.0
-    activity_weight: float = 0.5
-    count_weight: float = 0.5
-    rt60_weight: float = 0.5
+    # SELD loss weights; the defaults are SlotLossWeights' own.
+    presence_weight: float = SlotLossWeights.presence
+    class_weight: float = SlotLossWeights.class_
+    direction_weight: float = SlotLossWeights.direction
+    distance_weight: float = SlotLossWeights.distance
+    activity_weight: float = SlotLossWeights.activity
+    count_weight: float = SlotLossWeights.count
+    rt60_weight: float = SlotLossWeights.rt60
     remove_unused_columns: bool = False  # the collator needs the audio and scene columns
     # Tells `Trainer` that batches carry targets, so evaluation calls `compute_loss` rather than `forward`.
     label_names: list[str] | None = field(default_factory=lambda: [TARGET_PREFIX + "presence"])
