@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hf_spatial.atomic import write_text_atomic
+
 logger = logging.getLogger(__name__)
 
 # The L1 + L2 tasks whose answer is a direction or a directional relation (`TaskSpec.uses_direction`), minus
@@ -610,7 +612,7 @@ def run_demo(
     results["seconds"]["total (this run)"] = round(time.monotonic() - start, 1)
     write_plots(results, paths.out / "plots")
     _write_json(paths.out / RESULTS_FILE, results)
-    _write_text(paths.out / REPORT_FILE, report_markdown(results))
+    write_text_atomic(paths.out / REPORT_FILE, report_markdown(results))
     return results
 
 
@@ -630,14 +632,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    _write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
 
+from hf_spatial.atomic import write_text_atomic
 from hf_spatial.conventions import cartesian_to_spherical
 
 __all__ = [
@@ -264,15 +264,7 @@ def write_dcase_csv(
     """Write frame-wise labels as a DCASE CSV file (atomically: a reader never sees a partial file)."""
     path = Path(path)
     text = format_dcase_csv(labels, distance_unit=distance_unit)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
     return path
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hf_spatial.atomic import write_text_atomic
 from hf_spatial.evaluation.runner import EvaluationRun
 from hf_spatial.tasks.scoring import markdown_table, summarize
 
@@ -116,14 +117,8 @@ def write_outputs(run: EvaluationRun, out_dir: str | os.PathLike, benchmark_info
         from hf_spatial.evaluation.plots import write_plots
 
         plot_paths = write_plots(run, results, out)
-    _atomic_text(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
-    _atomic_text(out / REPORT_FILE, markdown_report(results, run, plot_paths))
+    write_text_atomic(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    write_text_atomic(out / REPORT_FILE, markdown_report(results, run, plot_paths))
     lines = [json.dumps(record, default=str) for records in run.records.values() for record in records]
-    _atomic_text(out / PREDICTIONS_FILE, "\n".join(lines) + "\n")
+    write_text_atomic(out / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     return results
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

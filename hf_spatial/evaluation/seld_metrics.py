@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,6 +46,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from hf_spatial.atomic import write_text_atomic
 from hf_spatial.conventions import angular_distance
 from hf_spatial.data.dcase_csv import (
     LABEL_FRAMES_PER_SECOND,
@@ -544,18 +544,6 @@ def _csv_files(folder: Path, role: str) -> dict[str, Path]:
     return files
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def evaluate_csv_folders(
     ref_dir: str | os.PathLike,
     pred_dir: str | os.PathLike,
@@ -616,6 +604,6 @@ def evaluate_csv_folders(
         "report_path": str(report_path),
         "json_path": str(json_path),
     }
-    _write_atomic(report_path, format_seld_markdown(metrics, class_names))
-    _write_atomic(json_path, json.dumps(results, indent=2) + "\n")
+    write_text_atomic(report_path, format_seld_markdown(metrics, class_names))
+    write_text_atomic(json_path, json.dumps(results, indent=2) + "\n")
     return results

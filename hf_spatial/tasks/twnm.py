@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from hf_spatial.atomic import write_bytes_atomic
 
 TWNM_COLUMNS = (
     "file_name",
@@ -50,13 +51,13 @@ def write_twnm_benchmark(
         stem = str(item.get("scene_id") or item["sample_id"])
         file_name = f"audio/{stem}{audio_suffix}"
         if not (out / file_name).exists():
-            _atomic_write(out / file_name, audio_bytes(item))
+            write_bytes_atomic(out / file_name, audio_bytes(item))
         row = {"file_name": file_name, **{key: item[key] for key in TWNM_COLUMNS[1:]}}
         row.update({key: item[key] for key in EXTRA_COLUMNS if key in item})
         row["level"] = int(row["level"])
         lines.append(json.dumps(row, ensure_ascii=False))
     metadata = out / "metadata.jsonl"
-    _atomic_write(metadata, ("\n".join(lines) + "\n").encode())
+    write_bytes_atomic(metadata, ("\n".join(lines) + "\n").encode())
     return metadata
 
 
@@ -106,10 +107,3 @@ def read_twnm_benchmark(folder: str | os.PathLike, check_audio: bool = False) ->
     if not items:
         raise ValueError(f"{metadata} holds no items.")
     return items
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.") as handle:
-        handle.write(data)
-    os.replace(handle.name, path)
