@@ -16,10 +16,11 @@ Steps (each one a public API of the package, also runnable alone with the other 
 
 The demo trains and scores the L1 and L2 direction/relation tasks (`DEMO_TASKS`): the questions a model that hears
 only W (mono) cannot answer above chance. The tiny language model starts random, so it is trained in full (not
-LoRA) and answers with the words of the option it chose ("to your left"; `TEXT_ANSWER_INSTRUCTION`), which the
-shared parser maps to its letter: picking a letter needs a look-up of the option list that a random two-layer model
-does not learn in minutes (given the answer's words as text, it stayed at chance on held-out questions after
-16,000 training questions).
+LoRA) to answer with the words of the option ("to your left"; `TEXT_ANSWER_INSTRUCTION`): picking a letter needs a
+look-up of the option list that a random two-layer model does not learn in minutes (given the answer's words as
+text, it stayed at chance on held-out questions after 16,000 training questions). It is scored by multiple-choice
+likelihood (`ModelPredictor(scoring="likelihood")`): its answer is the option whose words it finds most likely, so
+every answer is an option and a model deaf to direction sits at its text prior (near chance), not at 0%.
 Re-running the same command resumes: finished steps are skipped, an interrupted simulation or training stage
 continues where it stopped.
 """
@@ -236,11 +237,10 @@ def _evaluate_model(paths: DemoPaths, batch_size: int) -> None:
     from hf_spatial.evaluation.predictors import ModelPredictor
     from hf_spatial.evaluation.report import write_outputs
     from hf_spatial.evaluation.runner import evaluate
-    from hf_spatial.tasks.prompting import TEXT_ANSWER_INSTRUCTION
 
     benchmark = load_benchmark(paths.benchmark)
-    # Asked as in training: answer with the option's words (the shared parser maps them to the letter).
-    predictor = ModelPredictor(paths.model, max_new_tokens=16, instruction=TEXT_ANSWER_INSTRUCTION)
+    # Asked as in training (the option's words); answered with the option whose words the model finds most likely.
+    predictor = ModelPredictor(paths.model, answer_format="text", scoring="likelihood")
     run = evaluate(predictor, benchmark, MODEL_CONDITIONS, batch_size=batch_size)
     write_outputs(run, paths.eval_model, {"num_items": len(benchmark.items)})
 
@@ -465,8 +465,10 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         f"- Training: {plan['train_scenes']} scenes of {plan['duration']:g} s; stages encoder {plan['encoder_steps']}, "
         f"align {plan['align_steps']}, sft {plan['sft_steps']}, grpo {plan['grpo_steps']} steps.",
         f"- Trained and scored tasks (L1+L2 direction/relation): {', '.join(f'`{t}`' for t in results['tasks'])}.",
-        '- The model answers with the words of the option it chooses ("Answer with the text of the correct option."), '
-        "mapped to the option's letter by the shared answer parser; an answer that is no option's text counts wrong.",
+        '- The model is asked to answer with the words of the correct option ("Answer with the text of the correct '
+        'option.", as in training) and scored by multiple-choice likelihood (as lm-evaluation-harness does): its answer '
+        "is the option whose words, end-of-turn included, it finds most likely. Every answer is then a valid option, "
+        "so a model that ignores the audio lands at its text prior, near chance.",
         "",
         "## Accuracy on the scored tasks",
         "",

@@ -125,6 +125,41 @@ def test_model_predictor_prompts_and_spatial_switch(bench, tiny_model):
     assert "<|AUDIO|>" not in text and "Q?" in text
 
 
+@pytest.mark.parametrize("answer_format", ["letter", "text"])
+def test_likelihood_scoring_equals_one_conversation_at_a_time(bench, tiny_model, answer_format):
+    """Batched option scoring (padding, audio tokens, several options per item) gives each option the
+    log-probability of its completion tokens computed alone, and answers with the most likely option."""
+    import torch
+
+    from hf_spatial.evaluation.controls import prepare
+    from hf_spatial.evaluation.predictors import ModelPredictor, user_messages
+    from hf_spatial.tasks.parsing import option_texts, parse_answer
+    from hf_spatial.tasks.prompting import answer_completion
+
+    predictor = ModelPredictor(tiny_model, answer_format=answer_format, scoring="likelihood")
+    benchmark = load_benchmark(bench, max_items=3)
+    for condition in ("full", "no_audio"):
+        requests = [prepare(condition, it, benchmark.audio(it), benchmark.scene(it)) for it in benchmark.items]
+        scores = predictor.option_log_likelihoods(requests)
+        answers = predictor.predict(requests)
+        for request, item_scores, answer in zip(requests, scores, answers, strict=True):
+            assert list(item_scores) == list(option_texts(request.item))
+            assert answer == max(item_scores, key=item_scores.get) and parse_answer(answer, request.item) == answer
+            audio = {} if request.audio is None else {"audio": [request.audio], "sampling_rate": 24000}
+            prompt = user_messages(predictor.prompt_text(request), request.audio is not None)
+            prompt_text = predictor.processor.apply_chat_template([prompt], add_generation_prompt=True, tokenize=False)
+            prompt_length = predictor.processor(text=prompt_text, **audio, return_tensors="pt")["input_ids"].shape[1]
+            for letter, score in item_scores.items():
+                answer_turn = [{"role": "assistant", "content": answer_completion(request.item, letter, answer_format)}]
+                text = predictor.processor.apply_chat_template([prompt + answer_turn], tokenize=False)
+                inputs = predictor.processor(text=text, **audio, return_tensors="pt")
+                with torch.inference_mode():
+                    log_probs = predictor.model(**inputs).logits[0, :-1].log_softmax(-1)
+                targets = inputs["input_ids"][0, 1:]
+                alone = log_probs.gather(-1, targets[:, None])[prompt_length - 1 :].sum()
+                assert score == pytest.approx(float(alone), abs=1e-3)
+
+
 def test_stock_qwen2_audio_through_the_mono_adapter(bench, tmp_path):
     import torch
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor

@@ -23,14 +23,20 @@ def evaluate_benchmark(
     device: str = "cpu",
     dtype: str | None = None,
     plots: bool = True,
+    answer_format: str = "letter",
+    scoring: str = "generate",
 ) -> dict:
     """Evaluate a model (`model`) or a baseline (`baseline`: intensity, or cascade with `model`); writes
-    eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results."""
+    eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results. `answer_format`
+    and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most likely option)."""
     from hf_spatial.evaluation.controls import CONDITIONS
     from hf_spatial.evaluation.items import load_benchmark
     from hf_spatial.evaluation.report import write_outputs
     from hf_spatial.evaluation.runner import evaluate
 
+    model_kwargs = dict(
+        device=device, dtype=dtype, max_new_tokens=max_new_tokens, answer_format=answer_format, scoring=scoring
+    )
     if baseline == "intensity":
         if model is not None:
             raise ValueError("--baseline intensity needs no --model (it is classical signal processing).")
@@ -42,11 +48,11 @@ def evaluate_benchmark(
     elif baseline == "cascade":
         from hf_spatial.evaluation.predictors import CascadePredictor
 
-        predictor = CascadePredictor(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens)
+        predictor = CascadePredictor(model, **model_kwargs)
     elif baseline is None:
         from hf_spatial.evaluation.predictors import ModelPredictor
 
-        predictor = ModelPredictor(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens)
+        predictor = ModelPredictor(model, **model_kwargs)
     else:
         raise ValueError(f"Unknown baseline {baseline!r}; choose intensity or cascade.")
     bench = load_benchmark(benchmark, max_items=max_items)
@@ -73,6 +79,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-items", type=int, default=None, help="evaluate the first N items only")
     parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument(
+        "--answer-format", choices=("letter", "text"), default="letter",
+        help="ask for the option's letter, or its words (models trained with answer_format text)",
+    )
+    parser.add_argument(
+        "--scoring", choices=("generate", "likelihood"), default="generate",
+        help="parse a greedy generation, or take the option the model finds most likely (multiple-choice scoring)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None, help="e.g. bfloat16 (default: the checkpoint's)")
     parser.add_argument("--no-plots", action="store_true")
@@ -116,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         plots=not args.no_plots,
+        answer_format=args.answer_format,
+        scoring=args.scoring,
     )
     for name, condition in results["conditions"].items():
         overall = condition["overall"]

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from hf_spatial.evaluation.controls import Request
-from hf_spatial.tasks.prompting import ANSWER_INSTRUCTION, format_prompt
+from hf_spatial.tasks.parsing import option_texts
+from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, answer_completion, format_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,17 @@ def mono_for_whisper(foa: np.ndarray) -> np.ndarray:
     return resample_poly(np.asarray(foa[0], dtype=np.float64), 2, 3).astype(np.float32)
 
 
+SCORING_MODES = ("generate", "likelihood")
+
+
 class ModelPredictor:
-    """Greedy generation with a model and processor from `from_pretrained(path)` (our Auto classes).
+    """A model and processor from `from_pretrained(path)` (our Auto classes) answering in `answer_format`
+    (`"letter"` or `"text"`: the option's words, see `ANSWER_INSTRUCTIONS`).
+
+    `scoring="generate"` decodes greedily and the shared parser reads the answer; `"likelihood"` answers with the
+    option whose completion (as the model was trained to write it, end-of-turn included) has the highest
+    log-probability, the multiple-choice scoring of lm-evaluation-harness: every answer is then a valid option, for
+    models too small to follow the answer format. A batch of R requests then runs R x options sequences.
 
     A SpatialQwenAudio processor gets the FOA clip; any other audio processor (stock Qwen2-Audio's
     WhisperFeatureExtractor) gets the W channel at 16 kHz, so only full, no_audio and rotated apply to it.
@@ -58,7 +68,8 @@ class ModelPredictor:
         device: str = "cpu",
         dtype: str | None = None,
         max_new_tokens: int = 16,
-        instruction: str = ANSWER_INSTRUCTION,
+        answer_format: str = "letter",
+        scoring: str = "generate",
         model: Any = None,
         processor: Any = None,
     ):
@@ -68,7 +79,13 @@ class ModelPredictor:
         import hf_spatial  # noqa: F401  (registers the Auto classes)
         from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import FOAFeatureExtractor
 
+        if answer_format not in ANSWER_INSTRUCTIONS:
+            raise ValueError(f"answer_format must be one of {tuple(ANSWER_INSTRUCTIONS)}, got {answer_format!r}.")
+        if scoring not in SCORING_MODES:
+            raise ValueError(f"scoring must be one of {SCORING_MODES}, got {scoring!r}.")
         self.name = os.path.basename(os.path.normpath(str(model_path)))
+        if (answer_format, scoring) != ("letter", "generate"):  # results say how the model was asked and scored
+            self.name += f" ({answer_format} answers, {'most likely option' if scoring == 'likelihood' else 'parsed'})"
         self.processor = processor if processor is not None else AutoProcessor.from_pretrained(model_path)
         torch_dtype = getattr(torch, dtype) if dtype else None
         if model is None:
@@ -76,7 +93,8 @@ class ModelPredictor:
         self.model = model.to(device).eval()
         self.device = device
         self.max_new_tokens = max_new_tokens
-        self.instruction = instruction
+        self.answer_format = answer_format
+        self.scoring = scoring
         self.processor.tokenizer.padding_side = "left"  # batched generation continues every prompt at its end
         self.spatial = isinstance(self.processor.feature_extractor, FOAFeatureExtractor)
         conditions = ["full", "no_audio", "rotated"]
@@ -90,34 +108,68 @@ class ModelPredictor:
         return True
 
     def prompt_text(self, request: Request) -> str:
-        return format_prompt(request.item, self.instruction)
+        return format_prompt(request.item, ANSWER_INSTRUCTIONS[self.answer_format])
 
     def predict(self, requests: Sequence[Request]) -> list[str]:
-        import torch
-
         with_audio = requests[0].audio is not None
         if any((request.audio is not None) != with_audio for request in requests):
             raise ValueError("A batch mixes requests with and without audio; batch one condition at a time.")
-        conversations = [user_messages(self.prompt_text(request), with_audio) for request in requests]
-        texts = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
-        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
-        if with_audio:
-            if self.spatial:
-                kwargs.update(audio=[request.audio for request in requests], sampling_rate=FOA_SAMPLE_RATE)
-            else:
-                kwargs.update(audio=[mono_for_whisper(r.audio) for r in requests], sampling_rate=WHISPER_SAMPLE_RATE)
-        inputs = self.processor(**kwargs).to(self.device)
         zero_spatial = requests[0].condition == "spatial_zeroed"
         if zero_spatial:
             self.model.set_audio_branches(spatial=False)
         try:
-            with torch.inference_mode():
-                output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+            if self.scoring == "likelihood":
+                return [max(scores, key=scores.get) for scores in self.option_log_likelihoods(requests)]
+            return self._generate(requests, with_audio)
         finally:
             if zero_spatial:
                 self.model.set_audio_branches(spatial=True)
+
+    def _model_audio(self, audio: np.ndarray) -> np.ndarray:
+        return audio if self.spatial else mono_for_whisper(audio)
+
+    @property
+    def _sampling_rate(self) -> int:
+        return FOA_SAMPLE_RATE if self.spatial else WHISPER_SAMPLE_RATE
+
+    def _generate(self, requests: Sequence[Request], with_audio: bool) -> list[str]:
+        import torch
+
+        conversations = [user_messages(self.prompt_text(request), with_audio) for request in requests]
+        texts = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
+        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if with_audio:
+            kwargs.update(audio=[self._model_audio(r.audio) for r in requests], sampling_rate=self._sampling_rate)
+        inputs = self.processor(**kwargs).to(self.device)
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         return self.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+    def option_log_likelihoods(self, requests: Sequence[Request]) -> list[dict[str, float]]:
+        """Per request, letter -> log-probability of the completion that chooses that option (in
+        `answer_format`, end-of-turn included), tokenised as in training (`AudioChatCollator`)."""
+        import torch
+
+        from hf_spatial.training.collators import AudioChatCollator
+
+        rows, letters = [], []
+        for request in requests:
+            prompt = user_messages(self.prompt_text(request), request.audio is not None)
+            letters.append(list(option_texts(request.item)))
+            rows.extend(
+                {"prompt": prompt, "completion": answer_completion(request.item, letter, self.answer_format),
+                 "audio": request.audio}
+                for letter in letters[-1]
+            )  # fmt: skip
+        collator = AudioChatCollator(self.processor, self._model_audio, self._sampling_rate)
+        batch = {key: value.to(self.device) for key, value in collator(rows).items()}
+        labels = batch.pop("labels")[:, 1:]
+        with torch.inference_mode():
+            logits = self.model(**batch).logits[:, :-1].float()
+        token_log_probs = logits.log_softmax(-1).gather(-1, labels.clamp_min(0)[..., None]).squeeze(-1)
+        totals = iter((token_log_probs * (labels != -100)).sum(-1).tolist())
+        return [{letter: next(totals) for letter in choices} for choices in letters]
 
 
 def describe_slots(outputs: Any, index: int, class_names: Sequence[str], threshold: float = 0.5) -> str:

@@ -11,10 +11,19 @@ ANSWER_INSTRUCTION = "Answer with the letter of the correct option."
 # Answering with the option's words (parsed back to its letter by `parse_answer`): the answer then names what was
 # heard, so a model needs no letter look-up to answer (the format for small language models trained from scratch).
 TEXT_ANSWER_INSTRUCTION = "Answer with the text of the correct option."
+# How a model is asked to answer, by answer format (training rows and evaluation prompts use the same wording).
+ANSWER_INSTRUCTIONS = {"letter": ANSWER_INSTRUCTION, "text": TEXT_ANSWER_INSTRUCTION}
 REASONING_INSTRUCTION = (
     "Think about where each sound is, then answer in the form <think>your reasoning</think><answer>X</answer>, "
     "where X is the letter of the correct option."
 )
+
+
+def answer_completion(item: Mapping[str, Any], letter: str, answer_format: str) -> str:
+    """What a model asked in `answer_format` (a key of `ANSWER_INSTRUCTIONS`) writes to choose option `letter`."""
+    if answer_format not in ANSWER_INSTRUCTIONS:
+        raise ValueError(f"answer_format must be one of {tuple(ANSWER_INSTRUCTIONS)}, got {answer_format!r}.")
+    return option_texts(item)[letter] if answer_format == "text" else letter
 
 
 def format_prompt(item: Mapping[str, Any], instruction: str = ANSWER_INSTRUCTION) -> str:

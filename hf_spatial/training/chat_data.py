@@ -11,9 +11,9 @@ from typing import Any
 
 from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.tasks import describe_scene, format_prompt
-from hf_spatial.tasks.prompting import ANSWER_INSTRUCTION, REASONING_INSTRUCTION, TEXT_ANSWER_INSTRUCTION
+from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, REASONING_INSTRUCTION, answer_completion
 
-ANSWER_FORMATS = ("letter", "text")
+ANSWER_FORMATS = tuple(ANSWER_INSTRUCTIONS)
 
 CAPTION_INSTRUCTION = "Describe the sound scene: what you hear, where each sound is, how far away, and the room."
 
@@ -46,9 +46,10 @@ def sft_row(item: dict[str, Any], reasoning_fraction: float, answer_format: str 
         raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}.")
     if wants_reasoning(item["sample_id"], reasoning_fraction):
         return {"prompt": user_turn(format_prompt(item, REASONING_INSTRUCTION)), "completion": reasoned_answer(item)}
-    if answer_format == "text":
-        return {"prompt": user_turn(format_prompt(item, TEXT_ANSWER_INSTRUCTION)), "completion": item["answer_text"]}
-    return {"prompt": user_turn(format_prompt(item, ANSWER_INSTRUCTION)), "completion": item["answer_letter"]}
+    return {
+        "prompt": user_turn(format_prompt(item, ANSWER_INSTRUCTIONS[answer_format])),
+        "completion": answer_completion(item, item["answer_letter"], answer_format),
+    }
 
 
 def grpo_row(item: dict[str, Any]) -> dict[str, Any]:

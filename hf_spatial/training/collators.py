@@ -19,7 +19,8 @@ class AudioChatCollator:
     The prompt (system + user turn with the audio placeholder, then the assistant header) is tokenised with the
     processor, which expands the audio placeholder and returns the audio tensors; the completion is tokenised
     as plain text and appended. `labels` are -100 on the prompt (text and audio tokens) and on padding, so the
-    loss covers only the assistant answer and its end-of-turn token.
+    loss covers only the assistant answer and its end-of-turn token. A batch whose audio cells are all None is
+    text only (prompts without the audio placeholder).
     """
 
     processor: Any
@@ -29,14 +30,17 @@ class AudioChatCollator:
     max_length: int | None = None
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        audios = [self.decode_audio(row[self.audio_column]) for row in rows]
+        cells = [row.get(self.audio_column) for row in rows]
+        if any(cell is None for cell in cells) and not all(cell is None for cell in cells):
+            raise ValueError("A batch mixes rows with and without audio; collate them separately.")
         prompts = [row["prompt"] for row in rows]
         conversations = [row["prompt"] + _as_messages(row["completion"]) for row in rows]
         prompt_texts = self.processor.apply_chat_template(prompts, add_generation_prompt=True, tokenize=False)
         full_texts = self.processor.apply_chat_template(conversations, tokenize=False)
-        encoded = self.processor(
-            text=prompt_texts, audio=audios, sampling_rate=self.sampling_rate, padding=True, return_tensors="pt"
-        )
+        audio = {}
+        if cells[0] is not None:
+            audio = {"audio": [self.decode_audio(cell) for cell in cells], "sampling_rate": self.sampling_rate}
+        encoded = self.processor(text=prompt_texts, **audio, padding=True, return_tensors="pt")
         tokenizer = self.processor.tokenizer
         sequences, prompt_lengths = [], []
         for prompt_text, full_text, ids, mask in zip(

@@ -38,6 +38,7 @@ class EncoderTrainingConfig(StageDataArguments, TrainingArguments):
     activity_weight: float = SlotLossWeights.activity
     count_weight: float = SlotLossWeights.count
     rt60_weight: float = SlotLossWeights.rt60
+    accdoa_weight: float = SlotLossWeights.accdoa
     remove_unused_columns: bool = False  # the collator needs the audio and scene columns
     # Tells `Trainer` that batches carry targets, so evaluation calls `compute_loss` rather than `forward`.
     label_names: list[str] | None = field(default_factory=lambda: [TARGET_PREFIX + "presence"])
@@ -53,6 +54,7 @@ class EncoderTrainingConfig(StageDataArguments, TrainingArguments):
             activity=self.activity_weight,
             count=self.count_weight,
             rt60=self.rt60_weight,
+            accdoa=self.accdoa_weight,
         )
 
 

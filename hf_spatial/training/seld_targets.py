@@ -5,7 +5,8 @@ The spatial encoder predicts up to S source slots per clip (presence, class, dir
 25 Hz token) and global count / RT60. Slots are unordered, so each clip's slots are matched to its sources by
 the Hungarian algorithm on the same terms the loss uses; unmatched slots learn "absent". Targets a clip's
 metadata does not give (distance in 2023-format labels, RT60 of a real recording) are masked out of the loss
-by `distance_mask` / `rt60_mask`.
+by `distance_mask` / `rt60_mask`. Besides the slots, a dense ACCDOA term trains the per-token, per-class
+direction map that the slot directions read from (and that the language model sees through the projector).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class SlotLossWeights:
     activity: float = 0.5
     count: float = 0.5
     rt60: float = 0.5
+    accdoa: float = 1.0
 
 
 def match_slots(
@@ -157,6 +159,16 @@ def match_slots(
     return matches
 
 
+def accdoa_targets(targets: dict[str, torch.Tensor], num_classes: int, num_tokens: int) -> torch.Tensor:
+    """Dense ACCDOA targets `(batch, tokens, classes, 3)`: each class's unit direction on the tokens where it is
+    active, zero elsewhere (two overlapping sources of one class: the direction of their sum)."""
+    present = (targets["presence"] > 0).to(targets["direction"].dtype)
+    one_hot = F.one_hot(targets["class_index"].clamp_min(0), num_classes).to(present.dtype) * present[..., None]
+    activity = targets["activity"][:, :, :num_tokens].to(present.dtype)
+    summed = torch.einsum("bsn,bsc,bsx->bncx", activity, one_hot, targets["direction"].to(present.dtype))
+    return summed / summed.norm(dim=-1, keepdim=True).clamp_min(1.0)
+
+
 def _distance_mask(targets: dict[str, torch.Tensor]) -> torch.Tensor:
     mask = targets.get("distance_mask")
     return torch.ones_like(targets["distance"]) if mask is None else mask
@@ -183,6 +195,8 @@ def slot_loss(
     token_mask = outputs.attention_mask[batch].float()  # (M, N)
     activity_logits = outputs.slot_activity_logits[batch, slots]
     activity_target = targets["activity"][batch, sources][:, : activity_logits.shape[-1]]
+    accdoa = outputs.token_accdoa
+    accdoa_error = (accdoa - accdoa_targets(targets, accdoa.shape[2], accdoa.shape[1])).square().sum((-1, -2))
     parts = {
         "presence": F.binary_cross_entropy_with_logits(outputs.slot_presence_logits, presence_target),
         "class": F.cross_entropy(outputs.slot_class_logits[batch, slots], targets["class_index"][batch, sources]),
@@ -200,6 +214,7 @@ def slot_loss(
             F.binary_cross_entropy_with_logits(activity_logits, activity_target, reduction="none") * token_mask
         ).sum()
         / token_mask.sum().clamp_min(1.0),
+        "accdoa": _masked_mean(accdoa_error, outputs.attention_mask),
         "count": F.cross_entropy(outputs.count_logits, targets["count"]),
         "rt60": _masked_mean(
             (outputs.rt60 - targets["rt60"]).abs(), targets.get("rt60_mask", torch.ones_like(targets["rt60"]))
@@ -213,5 +228,6 @@ def slot_loss(
         + weights.activity * parts["activity"]
         + weights.count * parts["count"]
         + weights.rt60 * parts["rt60"]
+        + weights.accdoa * parts["accdoa"]
     )
     return total, {name: float(value.detach()) for name, value in parts.items()}

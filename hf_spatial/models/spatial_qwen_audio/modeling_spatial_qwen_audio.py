@@ -73,11 +73,14 @@ class SpatialEncoderOutput(ModelOutput):
     attention_mask (`(batch, N)`): valid tokens.
     slot_presence_logits (`(batch, S)`): logit that the slot holds a source.
     slot_class_logits (`(batch, S, num_classes)`): class logits per slot.
-    slot_direction (`(batch, S, 3)`): unit direction vector (x front, y left, z up) per slot.
+    slot_direction (`(batch, S, 3)`): unit direction vector (x front, y left, z up) per slot: the slot's
+        activity- and class-weighted mean of `token_accdoa`.
     slot_distance (`(batch, S)`): distance in metres per slot (non-negative).
     slot_activity_logits (`(batch, S, N)`): logit that the slot's source is active at each token (onset/offset).
     count_logits (`(batch, S + 1)`): number of sources, 0..S.
     rt60 (`(batch,)`): reverberation time in seconds (non-negative).
+    token_accdoa (`(batch, N, num_classes, 3)`): activity-coupled Cartesian direction (ACCDOA, DCASE) per token and
+        class: the class's direction while it sounds (norm near 1), near zero while it is silent.
     """
 
     last_hidden_state: torch.Tensor | None = None
@@ -90,6 +93,7 @@ class SpatialEncoderOutput(ModelOutput):
     slot_activity_logits: torch.Tensor | None = None
     count_logits: torch.Tensor | None = None
     rt60: torch.Tensor | None = None
+    token_accdoa: torch.Tensor | None = None
 
 
 class ZeroInitLinear(nn.Linear):
@@ -202,7 +206,7 @@ class SpatialEncoder(nn.Module):
             channels, freq = out_channels, freq // freq_factor
         self.conv_blocks = nn.ModuleList(blocks)
         self.conv_pools = time_factors
-        self.input_proj = nn.Linear(channels * freq, width)
+        self.input_proj = nn.Linear(channels * freq + 3, width)  # + the broadband intensity direction
         self.input_norm = nn.LayerNorm(width)
         self.layers = nn.ModuleList([_ConformerBlock(config) for _ in range(config.spatial_num_layers)])
 
@@ -213,7 +217,7 @@ class SpatialEncoder(nn.Module):
         self.slot_out_norm = nn.LayerNorm(width)
         self.presence_head = nn.Linear(width, 1)
         self.class_head = nn.Linear(width, config.spatial_num_classes)
-        self.direction_head = nn.Linear(width, 3)
+        self.accdoa_head = nn.Linear(width, 3 * config.spatial_num_classes)
         self.distance_head = nn.Linear(width, 1)
         self.activity_query = nn.Linear(width, width)
         self.activity_key = nn.Linear(width, width)
@@ -234,7 +238,8 @@ class SpatialEncoder(nn.Module):
             frame_mask = frame_mask[:, ::pool]
         token_mask = frame_mask
         hidden = hidden.flatten(1, 2).transpose(1, 2)  # (batch, tokens, channels * freq)
-        hidden = self.input_norm(self.input_proj(hidden))
+        broadband = _broadband_intensity(spatial_features.to(hidden.dtype), self.frames_per_token)
+        hidden = self.input_norm(self.input_proj(torch.cat([hidden, broadband], dim=-1)))
         for layer in self.layers:
             hidden = layer(hidden, token_mask)
         pooled = _masked_mean(hidden, token_mask)
@@ -244,18 +249,41 @@ class SpatialEncoder(nn.Module):
         slots = self.slot_out_norm(slots + self.slot_ffn(slots))
         activity = torch.einsum("bsd,bnd->bsn", self.activity_query(slots), self.activity_key(hidden))
         activity = (activity / math.sqrt(hidden.shape[-1])).masked_fill(~token_mask[:, None, :], -1e4)
+        accdoa = torch.tanh(self.accdoa_head(hidden)).unflatten(-1, (-1, 3))  # (batch, tokens, classes, 3)
+        class_logits = self.class_head(slots)
+        # Directions come from the dense per-token map, which a per-token loss trains directly; a slot only
+        # chooses when (activity) and what (class) to read. Regressing directions from the slot vectors instead
+        # let the slots settle on fixed directions that the matching then picked from (median error ~90 deg).
+        slot_direction = torch.einsum(
+            "bsn,bsc,bncx->bsx", torch.sigmoid(activity), class_logits.softmax(-1), accdoa
+        )
         return SpatialEncoderOutput(
             last_hidden_state=hidden,
             pooled_output=pooled,
             attention_mask=token_mask.long(),
             slot_presence_logits=self.presence_head(slots).squeeze(-1),
-            slot_class_logits=self.class_head(slots),
-            slot_direction=F.normalize(self.direction_head(slots), dim=-1),
+            slot_class_logits=class_logits,
+            slot_direction=F.normalize(slot_direction, dim=-1),
             slot_distance=F.softplus(self.distance_head(slots)).squeeze(-1),
             slot_activity_logits=activity,
             count_logits=self.count_head(pooled),
             rt60=F.softplus(self.rt60_head(pooled)).squeeze(-1),
+            token_accdoa=accdoa,
         )
+
+
+def _broadband_intensity(spatial_features: torch.Tensor, frames_per_token: int) -> torch.Tensor:
+    """Per token, the mean of the intensity maps (channels 4-6) over mel bands and frames weighted by the band power
+    of W: the classical broadband direction estimate (a unit vector for one plane wave, shorter in diffuse sound).
+    The CNN could learn this power weighting only slowly (it sees log powers); given directly, directions are
+    linearly readable from the first step. Returns `(batch, tokens, 3)`."""
+    # Undo FOAFeatureExtractor's Whisper-style scaling (log10(power) + 4) / 4 of channel 0 (W): log-weights in nats.
+    log_power = spatial_features[:, 0] * (4.0 * math.log(10.0))  # (batch, bands, frames)
+    batch, bands, frames = log_power.shape
+    tokens = frames // frames_per_token
+    weights = log_power.view(batch, bands, tokens, frames_per_token).transpose(1, 2).flatten(2).softmax(-1)
+    intensity = spatial_features[:, 4:7].view(batch, 3, bands, tokens, frames_per_token).permute(0, 3, 1, 2, 4)
+    return torch.einsum("bnk,bnxk->bnx", weights, intensity.flatten(3))
 
 
 def _time_pooling(frames_per_token: int, num_blocks: int) -> list[int]:
