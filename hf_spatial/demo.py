@@ -466,9 +466,9 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         f"align {plan['align_steps']}, sft {plan['sft_steps']}, grpo {plan['grpo_steps']} steps.",
         f"- Trained and scored tasks (L1+L2 direction/relation): {', '.join(f'`{t}`' for t in results['tasks'])}.",
         '- The model is asked to answer with the words of the correct option ("Answer with the text of the correct '
-        'option.", as in training) and scored by multiple-choice likelihood (as lm-evaluation-harness does): its answer '
-        "is the option whose words, end-of-turn included, it finds most likely. Every answer is then a valid option, "
-        "so a model that ignores the audio lands at its text prior, near chance.",
+        'option.", as in training) and scored by multiple-choice likelihood (as lm-evaluation-harness does): its '
+        "answer is the option whose words, end-of-turn included, it finds most likely. Every answer is then a valid "
+        "option, so a model that ignores the audio lands at its text prior, near chance.",
         "",
         "## Accuracy on the scored tasks",
         "",

@@ -1,10 +1,10 @@
 """Spatial encoder vs classical direction finding on held-out scenes, after a fixed CPU training budget.
 
 Simulates a training and a test split (test rooms and clips are disjoint), trains the tiny encoder stage for
-`--minutes` of wall time, then compares per-source direction errors of the encoder's slots and of the active-
-intensity estimator on the same test scenes, both given the true source count and matched to the sources by
-the Hungarian algorithm. Targets (DESIGN.md section 9): one source, median error <= 5 deg; two sources, both
-within 20 deg in >= 90% of scenes.
+`--minutes` of wall time, then compares per-source direction errors of the encoder (its slots, and its dense
+ACCDOA map decoded class-wise) and of the active-intensity estimator on the same test scenes, all given the true
+source count and matched to the sources by the Hungarian algorithm. Targets (DESIGN.md section 9): one source,
+median error <= 5 deg; two sources, both within 20 deg in >= 90% of scenes.
 
     python scripts/bench_encoder.py --minutes 10 --train-scenes 2000 --test-scenes 200 --out runs/bench_encoder
 """
@@ -42,17 +42,23 @@ class StopAfter(TrainerCallback):
         return control
 
 
-def encoder_directions(model, extractor, rows) -> list[list[tuple[float, float]]]:
-    """Per scene: the directions of the k most present slots, k = the scene's true source count."""
+def encoder_directions(model, extractor, rows) -> dict[str, list[list[tuple[float, float]]]]:
+    """Per scene, k = the scene's true source count: `slots`, the directions of the k most present slots;
+    `accdoa`, of the k classes with the most ACCDOA activity (the summed norm of their vectors over tokens; the
+    class-wise decoding of DCASE's ACCDOA systems), each the direction of its summed vectors."""
     scenes = [SceneSpec.from_json(row["scene"]) for row in rows]
     features = extractor([read_foa(row["audio"]) for row in rows], sampling_rate=24000, return_tensors="pt")
     with torch.inference_mode():
         outputs = model.get_spatial_outputs(features["spatial_features"], features["spatial_attention_mask"])
-    estimates = []
+    estimates = {"slots": [], "accdoa": []}
     for i, scene in enumerate(scenes):
-        order = torch.argsort(outputs.slot_presence_logits[i], descending=True)[: len(scene.sources)]
-        az, el, _ = cartesian_to_spherical(outputs.slot_direction[i, order].numpy().astype(np.float64))
-        estimates.append(list(zip(np.atleast_1d(az).tolist(), np.atleast_1d(el).tolist(), strict=True)))
+        k = len(scene.sources)
+        order = torch.argsort(outputs.slot_presence_logits[i], descending=True)[:k]
+        accdoa = outputs.token_accdoa[i, outputs.attention_mask[i].bool()]  # (tokens, classes, 3)
+        classes = torch.argsort(accdoa.norm(dim=-1).sum(0), descending=True)[:k]
+        for name, vectors in (("slots", outputs.slot_direction[i, order]), ("accdoa", accdoa[:, classes].sum(0))):
+            az, el, _ = cartesian_to_spherical(vectors.numpy().astype(np.float64))
+            estimates[name].append(list(zip(np.atleast_1d(az).tolist(), np.atleast_1d(el).tolist(), strict=True)))
     return estimates
 
 
@@ -107,15 +113,19 @@ def main() -> None:
     train_seconds = time.monotonic() - start
     model.eval()
 
-    encoder, intensity = [], []
+    per_estimator = {"encoder slots": [], "encoder ACCDOA": [], "intensity": []}
     for begin in range(0, len(test), 16):
         rows = [test[i] for i in range(begin, min(begin + 16, len(test)))]
-        for row, estimate in zip(rows, encoder_directions(model, processor.feature_extractor, rows), strict=True):
+        estimates = encoder_directions(model, processor.feature_extractor, rows)
+        for index, row in enumerate(rows):
             scene = SceneSpec.from_json(row["scene"])
-            foa = read_foa(row["audio"])
-            encoder.append((len(scene.sources), errors(scene, estimate)))
-            classical = estimate_directions(foa, scene.sample_rate, num_sources=len(scene.sources))
-            intensity.append((len(scene.sources), errors(scene, classical)))
+            classical = estimate_directions(read_foa(row["audio"]), scene.sample_rate, num_sources=len(scene.sources))
+            for name, estimate in (
+                ("encoder slots", estimates["slots"][index]),
+                ("encoder ACCDOA", estimates["accdoa"][index]),
+                ("intensity", classical),
+            ):
+                per_estimator[name].append((len(scene.sources), errors(scene, estimate)))
     result = {
         "train_seconds": round(train_seconds, 1),
         "steps": trainer.state.global_step,
@@ -123,12 +133,11 @@ def main() -> None:
         "batch_size": args.batch_size,
         "train_scenes": args.train_scenes,
         "test_scenes": len(test),
-        "encoder": summary(encoder),
-        "intensity": summary(intensity),
+        **{name: summary(values) for name, values in per_estimator.items()},
     }
     print("| estimator | 1 source median (p90) | 2 sources both <= 20 deg | all sources median |")
     print("|---|---|---|---|")
-    for name in ("encoder", "intensity"):
+    for name in per_estimator:
         s = result[name]
         print(
             f"| {name} | {s['one_source_median_deg']:.1f} ({s['one_source_p90_deg']:.1f}) deg | "

@@ -50,12 +50,14 @@ def test_slot_directions_read_the_accdoa_map_of_their_class_and_time():
 
     model, _ = build_tiny_spatial_qwen_audio(seed=0, class_names=CLASSES)
     encoder: SpatialEncoder = model.model.spatial_encoder
-    # Make the ACCDOA head say "bell at +y (left)" on every token and every other class silent.
+    # Make the ACCDOA map say "bell at +y (left)" on every token and every other class silent.
     with torch.no_grad():
-        encoder.accdoa_head.weight.zero_()
+        encoder.accdoa_activity_head.weight.zero_()
+        encoder.accdoa_activity_head.bias.fill_(-30.0)  # no measured direction passes
+        encoder.accdoa_correction_head.weight.zero_()
         bias = torch.zeros(len(CLASSES), 3)
-        bias[CLASSES.index("bell"), 1] = 5.0
-        encoder.accdoa_head.bias.copy_(bias.flatten())
+        bias[CLASSES.index("bell"), 1] = 1.0
+        encoder.accdoa_correction_head.bias.copy_(bias.flatten())
         encoder.class_head.weight.zero_()
         encoder.class_head.bias.copy_(torch.tensor([0.0, 8.0, 0.0]))  # every slot: "bell"
     features = torch.randn(1, 7, 64, 40)
@@ -63,3 +65,19 @@ def test_slot_directions_read_the_accdoa_map_of_their_class_and_time():
     torch.testing.assert_close(outputs.slot_direction[0], torch.tensor([[0.0, 1.0, 0.0]]).expand(3, 3), atol=2e-3,
                                rtol=0)  # fmt: skip
     assert outputs.token_accdoa.shape == (1, 10, len(CLASSES), 3)
+
+
+def test_a_new_encoder_reads_the_measured_direction_into_every_slot():
+    """At initialisation (correction zero) every slot's direction is the activity-weighted broadband intensity:
+    a plane wave's direction before any training."""
+    from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import FOAFeatureExtractor
+    from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+
+    model, _ = build_tiny_spatial_qwen_audio(seed=0, class_names=CLASSES)
+    noise = np.random.default_rng(1).standard_normal(24000 * 2)
+    foa = C.encode_plane_wave(noise, 135.0, 10.0).astype(np.float32)
+    features = FOAFeatureExtractor()(foa, sampling_rate=24000, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model.get_spatial_outputs(features["spatial_features"], features["spatial_attention_mask"])
+    az, el, _ = C.cartesian_to_spherical(outputs.slot_direction[0].double().numpy())
+    assert np.max(C.angular_distance(az, el, 135.0, 10.0)) < 3.0

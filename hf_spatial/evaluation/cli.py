@@ -80,11 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-items", type=int, default=None, help="evaluate the first N items only")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument(
-        "--answer-format", choices=("letter", "text"), default="letter",
+        "--answer-format",
+        choices=("letter", "text"),
+        default="letter",
         help="ask for the option's letter, or its words (models trained with answer_format text)",
     )
     parser.add_argument(
-        "--scoring", choices=("generate", "likelihood"), default="generate",
+        "--scoring",
+        choices=("generate", "likelihood"),
+        default="generate",
         help="parse a greedy generation, or take the option the model finds most likely (multiple-choice scoring)",
     )
     parser.add_argument("--device", default="cpu")

@@ -132,43 +132,67 @@ class ModelPredictor:
     def _sampling_rate(self) -> int:
         return FOA_SAMPLE_RATE if self.spatial else WHISPER_SAMPLE_RATE
 
-    def _generate(self, requests: Sequence[Request], with_audio: bool) -> list[str]:
-        import torch
-
+    def _prompt_inputs(self, requests: Sequence[Request], with_audio: bool) -> tuple[list, list[str], Any]:
+        """The user turns, their chat-template renderings (generation prompt included) and the processor's
+        left-padded batch of them with the audio."""
         conversations = [user_messages(self.prompt_text(request), with_audio) for request in requests]
         texts = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
         if with_audio:
             kwargs.update(audio=[self._model_audio(r.audio) for r in requests], sampling_rate=self._sampling_rate)
-        inputs = self.processor(**kwargs).to(self.device)
+        return conversations, texts, self.processor(**kwargs).to(self.device)
+
+    def _generate(self, requests: Sequence[Request], with_audio: bool) -> list[str]:
+        import torch
+
+        _, _, inputs = self._prompt_inputs(requests, with_audio)
         with torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         return self.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
     def option_log_likelihoods(self, requests: Sequence[Request]) -> list[dict[str, float]]:
-        """Per request, letter -> log-probability of the completion that chooses that option (in
-        `answer_format`, end-of-turn included), tokenised as in training (`AudioChatCollator`)."""
+        """Per request, letter -> log-probability of the completion that chooses that option (in `answer_format`,
+        end-of-turn included, tokenised as in training). The prompt and its audio run once; the options continue
+        from its key/value cache."""
         import torch
 
-        from hf_spatial.training.collators import AudioChatCollator
+        from hf_spatial.training.collators import completion_token_ids
 
-        rows, letters = [], []
-        for request in requests:
-            prompt = user_messages(self.prompt_text(request), request.audio is not None)
-            letters.append(list(option_texts(request.item)))
-            rows.extend(
-                {"prompt": prompt, "completion": answer_completion(request.item, letter, self.answer_format),
-                 "audio": request.audio}
-                for letter in letters[-1]
-            )  # fmt: skip
-        collator = AudioChatCollator(self.processor, self._model_audio, self._sampling_rate)
-        batch = {key: value.to(self.device) for key, value in collator(rows).items()}
-        labels = batch.pop("labels")[:, 1:]
+        with_audio = requests[0].audio is not None
+        conversations, texts, inputs = self._prompt_inputs(requests, with_audio)
+        letters = [list(option_texts(request.item)) for request in requests]
+        completions = [
+            completion_token_ids(
+                self.processor, conversation, text, answer_completion(request.item, letter, self.answer_format)
+            )
+            for request, conversation, text, choices in zip(requests, conversations, texts, letters, strict=True)
+            for letter in choices
+        ]
+        owner = torch.repeat_interleave(torch.arange(len(requests)), torch.tensor([len(ls) for ls in letters]))
+        owner = owner.to(self.device)
+        width = max(len(ids) for ids in completions)
+        option_ids = torch.zeros((len(completions), width), dtype=torch.long, device=self.device)
+        option_mask = torch.zeros_like(option_ids)
+        for row, ids in enumerate(completions):
+            option_ids[row, : len(ids)] = torch.tensor(ids)
+            option_mask[row, : len(ids)] = 1
+        prompt_mask = inputs["attention_mask"]
         with torch.inference_mode():
-            logits = self.model(**batch).logits[:, :-1].float()
-        token_log_probs = logits.log_softmax(-1).gather(-1, labels.clamp_min(0)[..., None]).squeeze(-1)
-        totals = iter((token_log_probs * (labels != -100)).sum(-1).tolist())
+            # Left padding: positions count valid tokens only (as `generate` does).
+            prompt = self.model(**inputs, position_ids=(prompt_mask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
+            cache = prompt.past_key_values
+            cache.batch_select_indices(owner)
+            continued = self.model(
+                input_ids=option_ids,
+                attention_mask=torch.cat([prompt_mask[owner], option_mask], dim=-1),
+                position_ids=prompt_mask.sum(-1)[owner, None] + torch.arange(width, device=self.device),
+                past_key_values=cache,
+            )
+        # The prompt's last position predicts an option's first token; each option position the next one.
+        logits = torch.cat([prompt.logits[owner, -1:], continued.logits[:, :-1]], dim=1).float()
+        token_log_probs = logits.log_softmax(-1).gather(-1, option_ids[..., None]).squeeze(-1)
+        totals = iter((token_log_probs * option_mask).sum(-1).tolist())
         return [{letter: next(totals) for letter in choices} for choices in letters]
 
 

@@ -19,8 +19,7 @@ class AudioChatCollator:
     The prompt (system + user turn with the audio placeholder, then the assistant header) is tokenised with the
     processor, which expands the audio placeholder and returns the audio tensors; the completion is tokenised
     as plain text and appended. `labels` are -100 on the prompt (text and audio tokens) and on padding, so the
-    loss covers only the assistant answer and its end-of-turn token. A batch whose audio cells are all None is
-    text only (prompts without the audio placeholder).
+    loss covers only the assistant answer and its end-of-turn token.
     """
 
     processor: Any
@@ -30,30 +29,19 @@ class AudioChatCollator:
     max_length: int | None = None
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        cells = [row.get(self.audio_column) for row in rows]
-        if any(cell is None for cell in cells) and not all(cell is None for cell in cells):
-            raise ValueError("A batch mixes rows with and without audio; collate them separately.")
+        audios = [self.decode_audio(row[self.audio_column]) for row in rows]
         prompts = [row["prompt"] for row in rows]
-        conversations = [row["prompt"] + _as_messages(row["completion"]) for row in rows]
         prompt_texts = self.processor.apply_chat_template(prompts, add_generation_prompt=True, tokenize=False)
-        full_texts = self.processor.apply_chat_template(conversations, tokenize=False)
-        audio = {}
-        if cells[0] is not None:
-            audio = {"audio": [self.decode_audio(cell) for cell in cells], "sampling_rate": self.sampling_rate}
-        encoded = self.processor(text=prompt_texts, **audio, padding=True, return_tensors="pt")
+        encoded = self.processor(
+            text=prompt_texts, audio=audios, sampling_rate=self.sampling_rate, padding=True, return_tensors="pt"
+        )
         tokenizer = self.processor.tokenizer
         sequences, prompt_lengths = [], []
-        for prompt_text, full_text, ids, mask in zip(
-            prompt_texts, full_texts, encoded["input_ids"], encoded["attention_mask"], strict=True
+        for row, prompt_text, ids, mask in zip(
+            rows, prompt_texts, encoded["input_ids"], encoded["attention_mask"], strict=True
         ):
-            if not full_text.startswith(prompt_text):
-                raise ValueError(
-                    "The chat template renders the prompt differently inside the full conversation, so the answer "
-                    "tokens cannot be located; use a template whose generation prompt is a prefix of the conversation."
-                )
             prompt_ids = ids[mask.bool()].tolist()
-            completion_ids = tokenizer(full_text[len(prompt_text) :], add_special_tokens=False)["input_ids"]
-            sequence = prompt_ids + completion_ids
+            sequence = prompt_ids + completion_token_ids(self.processor, row["prompt"], prompt_text, row["completion"])
             if self.max_length is not None and len(sequence) > self.max_length:
                 if len(prompt_ids) >= self.max_length:
                     raise ValueError(
@@ -75,6 +63,20 @@ class AudioChatCollator:
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         batch.update({key: value for key, value in encoded.items() if key not in _TEXT_KEYS})
         return batch
+
+
+def completion_token_ids(
+    processor: Any, prompt: list[dict[str, Any]], prompt_text: str, completion: str | list[dict[str, Any]]
+) -> list[int]:
+    """Token ids of the assistant `completion` (end-of-turn included) as the chat template renders it after
+    `prompt`, whose rendering with the generation prompt is `prompt_text`."""
+    full_text = processor.apply_chat_template([prompt + _as_messages(completion)], tokenize=False)[0]
+    if not full_text.startswith(prompt_text):
+        raise ValueError(
+            "The chat template renders the prompt differently inside the full conversation, so the answer tokens "
+            "cannot be located; use a template whose generation prompt is a prefix of the conversation."
+        )
+    return processor.tokenizer(full_text[len(prompt_text) :], add_special_tokens=False)["input_ids"]
 
 
 def _as_messages(completion: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

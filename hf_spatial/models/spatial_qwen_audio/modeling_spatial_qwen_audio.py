@@ -80,7 +80,8 @@ class SpatialEncoderOutput(ModelOutput):
     count_logits (`(batch, S + 1)`): number of sources, 0..S.
     rt60 (`(batch,)`): reverberation time in seconds (non-negative).
     token_accdoa (`(batch, N, num_classes, 3)`): activity-coupled Cartesian direction (ACCDOA, DCASE) per token and
-        class: the class's direction while it sounds (norm near 1), near zero while it is silent.
+        class: the class's direction while it sounds (norm near 1), near zero while it is silent; built as the
+        class's activity times the measured broadband intensity direction plus a learned correction.
     """
 
     last_hidden_state: torch.Tensor | None = None
@@ -217,7 +218,8 @@ class SpatialEncoder(nn.Module):
         self.slot_out_norm = nn.LayerNorm(width)
         self.presence_head = nn.Linear(width, 1)
         self.class_head = nn.Linear(width, config.spatial_num_classes)
-        self.accdoa_head = nn.Linear(width, 3 * config.spatial_num_classes)
+        self.accdoa_activity_head = nn.Linear(width, config.spatial_num_classes)
+        self.accdoa_correction_head = ZeroInitLinear(width, 3 * config.spatial_num_classes)
         self.distance_head = nn.Linear(width, 1)
         self.activity_query = nn.Linear(width, width)
         self.activity_key = nn.Linear(width, width)
@@ -249,14 +251,17 @@ class SpatialEncoder(nn.Module):
         slots = self.slot_out_norm(slots + self.slot_ffn(slots))
         activity = torch.einsum("bsd,bnd->bsn", self.activity_query(slots), self.activity_key(hidden))
         activity = (activity / math.sqrt(hidden.shape[-1])).masked_fill(~token_mask[:, None, :], -1e4)
-        accdoa = torch.tanh(self.accdoa_head(hidden)).unflatten(-1, (-1, 3))  # (batch, tokens, classes, 3)
+        # ACCDOA per token and class: the measured broadband direction where the class is judged active, plus a
+        # learned correction (zero at initialisation) for what one broadband vector cannot tell (overlapping
+        # sources, reverberation). Slot directions are thus about right from the first step.
+        class_activity = torch.sigmoid(self.accdoa_activity_head(hidden))[..., None]  # (batch, tokens, classes, 1)
+        correction = self.accdoa_correction_head(hidden).unflatten(-1, (-1, 3))  # (batch, tokens, classes, 3)
+        accdoa = class_activity * broadband[:, :, None, :] + correction
         class_logits = self.class_head(slots)
         # Directions come from the dense per-token map, which a per-token loss trains directly; a slot only
         # chooses when (activity) and what (class) to read. Regressing directions from the slot vectors instead
         # let the slots settle on fixed directions that the matching then picked from (median error ~90 deg).
-        slot_direction = torch.einsum(
-            "bsn,bsc,bncx->bsx", torch.sigmoid(activity), class_logits.softmax(-1), accdoa
-        )
+        slot_direction = torch.einsum("bsn,bsc,bncx->bsx", torch.sigmoid(activity), class_logits.softmax(-1), accdoa)
         return SpatialEncoderOutput(
             last_hidden_state=hidden,
             pooled_output=pooled,
