@@ -313,8 +313,9 @@ def _expert(in_size: int, out_size: int, dropout: float) -> nn.Sequential:
 class SpatialHybridProjector(nn.Module):
     """Spatial half of the dense hybrid projector (the semantic expert is Qwen2-Audio's `multi_modal_projector`).
 
-    Experts: direction and distance (per token, from the spatial map), room and count (per clip, from the pooled
-    spatial embedding, broadcast over tokens), fusion (per token, Whisper hidden state + spatial map). Their outputs
+    Experts: direction (per token, from the spatial map and the encoder's ACCDOA map), distance (per token, from
+    the spatial map), room and count (per clip, from the pooled spatial embedding, broadcast over tokens), fusion
+    (per token, Whisper hidden state + spatial map). Their outputs
     and the semantic expert's tokens are concatenated, normalised, passed through a bottleneck MLP and a zero-init
     output layer; the result is added to the semantic tokens."""
 
@@ -323,7 +324,9 @@ class SpatialHybridProjector(nn.Module):
         text_size, audio_size = config.text_config.hidden_size, config.audio_config.d_model
         spatial_size, expert_size = config.spatial_hidden_size, config.projector_expert_size
         dropout = config.spatial_dropout
-        self.direction_expert = _expert(spatial_size, expert_size, dropout)
+        # The encoder's directions live in its ACCDOA map (measured broadband direction gated by class activity),
+        # not necessarily in its hidden state: the direction expert reads both.
+        self.direction_expert = _expert(spatial_size + 3 * config.spatial_num_classes, expert_size, dropout)
         self.distance_expert = _expert(spatial_size, expert_size, dropout)
         self.room_expert = _expert(spatial_size, expert_size, dropout)
         self.count_expert = _expert(spatial_size, expert_size, dropout)
@@ -340,14 +343,17 @@ class SpatialHybridProjector(nn.Module):
         audio_hidden: torch.Tensor,
         spatial_map: torch.Tensor,
         spatial_pooled: torch.Tensor,
+        spatial_accdoa: torch.Tensor,
     ) -> torch.Tensor:
-        """Return the spatial contribution (batch, tokens, text hidden size) to add to `semantic_tokens`."""
+        """Return the spatial contribution (batch, tokens, text hidden size) to add to `semantic_tokens`
+        (`spatial_accdoa`: `(batch, tokens, classes, 3)`, the encoder's `token_accdoa`)."""
         num_tokens = semantic_tokens.shape[1]
         spatial_map = spatial_map.to(semantic_tokens.dtype)
+        spatial_accdoa = spatial_accdoa.flatten(2).to(semantic_tokens.dtype)
         per_clip = [self.room_expert(spatial_pooled), self.count_expert(spatial_pooled)]
         experts = [
             semantic_tokens,
-            self.direction_expert(spatial_map),
+            self.direction_expert(torch.cat([spatial_map, spatial_accdoa], dim=-1)),
             self.distance_expert(spatial_map),
             *[expert.to(semantic_tokens.dtype)[:, None, :].expand(-1, num_tokens, -1) for expert in per_clip],
             self.fusion_expert(torch.cat([audio_hidden.to(spatial_map.dtype), spatial_map], dim=-1)),
@@ -532,7 +538,13 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
                 f"{num_tokens.tolist()}; extract both from the same clips with FOAFeatureExtractor."
             )
         spatial_map = spatial.last_hidden_state[:, :max_tokens]
-        delta = self.spatial_projector(semantic, audio_hidden[:, :max_tokens], spatial_map, spatial.pooled_output)
+        delta = self.spatial_projector(
+            semantic,
+            audio_hidden[:, :max_tokens],
+            spatial_map,
+            spatial.pooled_output,
+            spatial.token_accdoa[:, :max_tokens],
+        )
         return semantic + delta, num_tokens
 
     def forward(
