@@ -125,6 +125,16 @@ def test_model_predictor_prompts_and_spatial_switch(bench, tiny_model):
     assert "<|AUDIO|>" not in text and "Q?" in text
 
 
+def test_evaluate_cli_scores_by_option_likelihood(bench, tiny_model, tmp_path):
+    out = tmp_path / "eval"
+    run_cli("evaluate", "--model", str(tiny_model), "--benchmark", str(bench), "--max-items", "6", "--out", str(out),
+            "--scoring", "likelihood", "--answer-format", "text", "--batch-size", "4")  # fmt: skip
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["model"] == "tiny (text answers, most likely option)"
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 6 and all(p["predicted_letter"] == p["response"] for p in predictions)
+
+
 @pytest.mark.parametrize("answer_format", ["letter", "text"])
 def test_likelihood_scoring_equals_one_conversation_at_a_time(bench, tiny_model, answer_format):
     """Batched option scoring (padding, audio tokens, several options per item) gives each option the
