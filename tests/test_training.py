@@ -104,6 +104,14 @@ def test_align_trains_only_the_projectors(encoder_dir, scenes_dir, tmp_path):
     assert {name.split(".")[1] for name in changed} == {"multi_modal_projector", "spatial_projector"}
 
 
+def test_align_can_train_a_from_scratch_language_model_too(encoder_dir, scenes_dir, tmp_path):
+    common = ["--model_name_or_path", str(encoder_dir), "--dataset_dir", str(scenes_dir), *STEPS]
+    out = run_stage("align", "tiny", [*common, "--output_dir", str(tmp_path), "--train_language_model", "true"])
+    changed = _changed(_parameters(encoder_dir), _parameters(out))
+    modules = {name.split(".")[1] if name.startswith("model.") else name.split(".")[0] for name in changed}
+    assert modules == {"multi_modal_projector", "spatial_projector", "language_model", "lm_head"}
+
+
 def test_sft_trains_lora_and_projectors_and_saves_adapter_and_merged_model(encoder_dir, questions_dir, tmp_path):
     from peft import PeftConfig
 

@@ -32,9 +32,16 @@ class AudioSFTConfig(StageDataArguments, SFTConfig):
 
 @dataclass
 class AlignConfig(AudioSFTConfig):
-    """Stage `align`: projector-only training on scene captions."""
+    """Stage `align`: projector-only training on scene captions (`train_language_model` adds the language model)."""
 
     learning_rate: float = 1e-3
+    train_language_model: bool = field(
+        default=False,
+        metadata={
+            "help": "Also train the whole language model: for a language model trained from scratch (the tiny one), "
+            "which a frozen projector-only stage could not teach to read the audio. Keep False for a pretrained one."
+        },
+    )
 
 
 @dataclass
@@ -115,10 +122,11 @@ class AudioSFTTrainer(SFTTrainer):
 
 
 class SpatialAlignTrainer(AudioSFTTrainer):
-    """Stage `align`: freezes everything but the projectors before training."""
+    """Stage `align`: freezes everything but the projectors (and the language model with
+    `train_language_model`) before training."""
 
     def __init__(self, model, args: AlignConfig, processing_class, **kwargs):
-        freeze_all_but(model, PROJECTOR_MODULES)
+        freeze_all_but(model, FULL_FINETUNE_MODULES if args.train_language_model else PROJECTOR_MODULES)
         super().__init__(model, args, processing_class, **kwargs)
 
 
