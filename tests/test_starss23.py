@@ -177,6 +177,7 @@ def test_dcase_targets_cap_slots_and_mask_unknown_distances():
         attention_mask = torch.ones(1, 50)
         count_logits = torch.zeros(1, 4)
         rt60 = torch.tensor([3.0])
+        token_accdoa = torch.zeros(1, 50, 4, 3)
 
     batch = {key: torch.as_tensor(value)[None] for key, value in targets.items()}
     _, parts = slot_loss(Outputs(), batch)
