@@ -196,8 +196,7 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths) -> dict[str, Any]
     if stage in ("encoder", "align"):
         config["per_device_train_batch_size"] = plan.batch_size
     if stage == "align":
-        # The tiny language model is random: describing scenes from a fixed instruction, whose words only the audio
-        # can tell, teaches it to read the audio tokens (answers to questions can be guessed from the question).
+        # The tiny language model is random: projectors aligned to a frozen random model would learn nothing.
         config["train_language_model"] = True
     if stage == "sft":
         config.update(
