@@ -73,6 +73,7 @@ def full_size_report(seconds: float, text_tokens: int) -> dict:
         torch.empty(1, tokens, config.audio_config.d_model, **meta),
         torch.empty(1, tokens, config.spatial_hidden_size, **meta),
         torch.empty(1, config.spatial_hidden_size, **meta),
+        torch.empty(1, tokens, config.spatial_num_classes, 3, **meta),
     )
     spatial_flops = flops["spatial_encoder"] + flops["spatial_projector"]
     base_flops = sum(flops.values()) - spatial_flops
