@@ -327,7 +327,7 @@ def demo_steps(
     ]
     descriptions = {
         "encoder": f"stage 1/4 encoder: spatial encoder on SELD targets, {plan.encoder_steps} steps",
-        "align": f"stage 2/4 align: projectors on scene captions, {plan.align_steps} steps",
+        "align": f"stage 2/4 align: projectors and language model on scene captions, {plan.align_steps} steps",
         "sft": f"stage 3/4 sft: projectors + language model on the questions, {plan.sft_steps} steps",
         "grpo": f"stage 4/4 grpo: LoRA GRPO with the answer rewards, {plan.grpo_steps} steps",
     }
