@@ -56,7 +56,7 @@ class ModelPredictor:
     `scoring="generate"` decodes greedily and the shared parser reads the answer; `"likelihood"` answers with the
     option whose completion (as the model was trained to write it, end-of-turn included) has the highest
     log-probability, the multiple-choice scoring of lm-evaluation-harness: every answer is then a valid option, for
-    models too small to follow the answer format. A batch of R requests then runs R x options sequences.
+    models too small to follow the answer format (the prompts run once, the options continue from their cache).
 
     A SpatialQwenAudio processor gets the FOA clip; any other audio processor (stock Qwen2-Audio's
     WhisperFeatureExtractor) gets the W channel at 16 kHz, so only full, no_audio and rotated apply to it.
@@ -169,6 +169,7 @@ class ModelPredictor:
             for request, conversation, text, choices in zip(requests, conversations, texts, letters, strict=True)
             for letter in choices
         ]
+        # Row of the prompt batch that each option continues.
         owner = torch.repeat_interleave(torch.arange(len(requests)), torch.tensor([len(ls) for ls in letters]))
         owner = owner.to(self.device)
         width = max(len(ids) for ids in completions)
