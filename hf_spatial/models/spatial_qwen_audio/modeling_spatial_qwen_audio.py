@@ -315,9 +315,9 @@ class SpatialHybridProjector(nn.Module):
 
     Experts: direction (per token, from the spatial map and the encoder's ACCDOA map), distance (per token, from
     the spatial map), room and count (per clip, from the pooled spatial embedding, broadcast over tokens), fusion
-    (per token, Whisper hidden state + spatial map). Their outputs
-    and the semantic expert's tokens are concatenated, normalised, passed through a bottleneck MLP and a zero-init
-    output layer; the result is added to the semantic tokens."""
+    (per token, Whisper hidden state + spatial map). Their outputs and the semantic expert's tokens are
+    concatenated, normalised, passed through a bottleneck MLP and a zero-init output layer; a zero-init linear map of
+    the class-summed ACCDOA direction is added beside it; the result is added to the semantic tokens."""
 
     def __init__(self, config: SpatialQwenAudioConfig):
         super().__init__()
@@ -336,6 +336,10 @@ class SpatialHybridProjector(nn.Module):
             nn.Linear(text_size + 5 * expert_size, config.projector_bottleneck_size), nn.GELU(), nn.Dropout(dropout)
         )
         self.output = ZeroInitLinear(config.projector_bottleneck_size, text_size)
+        # A direct path from the encoder's direction (its ACCDOA map summed over classes) to the token, beside the
+        # bottleneck: through the bottleneck alone a from-scratch language model learned to read the direction of
+        # the demo's scenes far more slowly (isolated check: 17% vs 85% sector accuracy after 200 steps).
+        self.direction_output = ZeroInitLinear(3, text_size)
 
     def forward(
         self,
@@ -349,16 +353,17 @@ class SpatialHybridProjector(nn.Module):
         (`spatial_accdoa`: `(batch, tokens, classes, 3)`, the encoder's `token_accdoa`)."""
         num_tokens = semantic_tokens.shape[1]
         spatial_map = spatial_map.to(semantic_tokens.dtype)
-        spatial_accdoa = spatial_accdoa.flatten(2).to(semantic_tokens.dtype)
+        spatial_accdoa = spatial_accdoa.to(semantic_tokens.dtype)
         per_clip = [self.room_expert(spatial_pooled), self.count_expert(spatial_pooled)]
         experts = [
             semantic_tokens,
-            self.direction_expert(torch.cat([spatial_map, spatial_accdoa], dim=-1)),
+            self.direction_expert(torch.cat([spatial_map, spatial_accdoa.flatten(2)], dim=-1)),
             self.distance_expert(spatial_map),
             *[expert.to(semantic_tokens.dtype)[:, None, :].expand(-1, num_tokens, -1) for expert in per_clip],
             self.fusion_expert(torch.cat([audio_hidden.to(spatial_map.dtype), spatial_map], dim=-1)),
         ]
-        return self.output(self.bottleneck(self.norm(torch.cat(experts, dim=-1))))
+        direction = self.direction_output(spatial_accdoa.sum(2))
+        return self.output(self.bottleneck(self.norm(torch.cat(experts, dim=-1)))) + direction
 
 
 class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
