@@ -51,6 +51,14 @@ DEMO_TASKS = (
     "l2_relative_direction_between_objects",
     "l2_source_at_direction",
 )
+# The SFT curriculum's first step, atomic perception: the one question whose answer is a direction alone. Before the
+# full mix, it teaches the random language model to read the spatial tokens: trained on the mix from the start, it
+# kept its text prior on every task (full = mono after 900 steps), while 450 steps on this task first gave it
+# 45-56% on it (mono 28%) and carried over to the mix.
+PERCEPTION_TASKS = ("l1_direction_sector",)
+# The demo's curriculum, each stage starting from the previous one's model (`perception` is an `sft` run on
+# PERCEPTION_TASKS before the `sft` run on all of DEMO_TASKS).
+DEMO_STAGES = ("encoder", "align", "perception", "sft", "grpo")
 # Conditions the model is evaluated under (see `hf_spatial.evaluation.controls`).
 MODEL_CONDITIONS = ("full", "no_audio", "mono", "spatial_zeroed")
 DEFAULT_MINUTES = 13.0  # + about a minute of installation: the README's first command in <= 15 min on 2 cores
@@ -71,6 +79,7 @@ class DemoPlan:
     duration: float
     encoder_steps: int
     align_steps: int
+    perception_steps: int
     sft_steps: int
     grpo_steps: int
     batch_size: int = 8
@@ -80,21 +89,23 @@ class DemoPlan:
     def for_minutes(cls, minutes: float) -> DemoPlan:
         """Budgets for a run of about `minutes` on 2 CPU cores.
 
-        About 1.5 minutes go to fixed costs (imports, model loading, saving, the report); the rest is shared out
-        as measured on a 2-core machine: simulation ~6 scenes/s (2 processes), encoder ~2 steps/s, language
-        stages ~1 step/s at batch 8, GRPO ~3 s a step, evaluation ~25 questions/s per condition.
+        About a minute goes to fixed costs (imports, model loading and saving, the report); the rest is shared out
+        at the rates measured on a free 2-core machine (Debian sounds, 5 s scenes, batch 8): simulation ~17
+        scenes/s, encoder ~5 steps/s, align ~2 steps/s, sft ~2.7 steps/s, GRPO ~2.5 steps/s, evaluation ~6.5
+        benchmark items/s (built and evaluated in four conditions). Two thirds of the time go to the two SFT parts.
         """
         if minutes < 2:
             raise ValueError(f"--minutes must be at least 2 (or use --smallest), got {minutes}.")
-        seconds = 60.0 * (minutes - 1.5)
+        seconds = 60.0 * (minutes - 1.0)
         return cls(
-            train_scenes=_at_least(16, 0.10 * seconds * 6),
-            benchmark_items=_at_least(24, 0.06 * seconds * 6 * 3 / 2),
+            train_scenes=_at_least(16, 0.04 * seconds * 17),
+            benchmark_items=_at_least(24, 0.08 * seconds * 6.5),
             duration=5.0,
-            encoder_steps=_at_least(10, 0.22 * seconds * 2),
-            align_steps=_at_least(4, 0.04 * seconds * 1),
-            sft_steps=_at_least(10, 0.40 * seconds * 1),
-            grpo_steps=_at_least(1, 0.03 * seconds / 3),
+            encoder_steps=_at_least(10, 0.08 * seconds * 5),
+            align_steps=_at_least(4, 0.02 * seconds * 2),
+            perception_steps=_at_least(10, 0.22 * seconds * 2.7),
+            sft_steps=_at_least(10, 0.44 * seconds * 2.7),
+            grpo_steps=_at_least(1, 0.004 * seconds * 2.5),
         )
 
     @classmethod
@@ -106,6 +117,7 @@ class DemoPlan:
             duration=1.0,
             encoder_steps=2,
             align_steps=1,
+            perception_steps=1,
             sft_steps=2,
             grpo_steps=1,
             batch_size=4,
@@ -170,17 +182,20 @@ class DemoPaths:
         return self.out / "eval" / "intensity"
 
 
+def training_stage(stage: str) -> str:
+    """The curriculum stage (`hf-spatial train --stage`) that runs the demo stage `stage`."""
+    return "sft" if stage == "perception" else stage
+
+
 def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths) -> dict[str, Any]:
     """The packaged tiny preset of `stage` with the demo's data, budget and choices."""
     import yaml
 
     from hf_spatial.training.stages import preset_path
 
-    config = yaml.safe_load(preset_path(stage).read_text(encoding="utf-8"))
-    previous = {"encoder": "tiny", "align": "encoder", "sft": "align", "grpo": "sft"}[stage]
-    steps = {"encoder": plan.encoder_steps, "align": plan.align_steps, "sft": plan.sft_steps}.get(
-        stage, plan.grpo_steps
-    )
+    config = yaml.safe_load(preset_path(training_stage(stage)).read_text(encoding="utf-8"))
+    steps = getattr(plan, f"{stage}_steps")
+    previous = DEMO_STAGES[DEMO_STAGES.index(stage) - 1] if stage != DEMO_STAGES[0] else "tiny"
     config.update(
         model_name_or_path="tiny" if previous == "tiny" else str(paths.stage(previous)),
         dataset_dir=str(paths.scenes if stage in ("encoder", "align") else paths.questions),
@@ -198,8 +213,9 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths) -> dict[str, Any]
     if stage == "align":
         # The tiny language model is random: projectors aligned to a frozen random model would learn nothing.
         config["train_language_model"] = True
-    if stage == "sft":
+    if stage in ("perception", "sft"):
         config.update(
+            tasks=list(PERCEPTION_TASKS if stage == "perception" else DEMO_TASKS),
             per_device_train_batch_size=plan.batch_size,
             # The tiny language model is random: train all of it (LoRA adapts pretrained weights), and answer with
             # the option's words, so that the loss is on naming what was heard (a random two-layer model does not
@@ -230,7 +246,7 @@ def _run_stage(stage: str, plan: DemoPlan, paths: DemoPaths) -> None:
     from hf_spatial.training.stages import run_stage
 
     output_dir = paths.stage(stage)
-    run_stage(stage, stage_config(stage, plan, paths))
+    run_stage(training_stage(stage), stage_config(stage, plan, paths))
     for checkpoint in output_dir.glob("checkpoint-*"):  # only needed to resume an interrupted stage
         shutil.rmtree(checkpoint)
 
@@ -328,7 +344,9 @@ def demo_steps(
     descriptions = {
         "encoder": f"stage 1/4 encoder: spatial encoder on SELD targets, {plan.encoder_steps} steps",
         "align": f"stage 2/4 align: projectors and language model on scene captions, {plan.align_steps} steps",
-        "sft": f"stage 3/4 sft: projectors + language model on the questions, {plan.sft_steps} steps",
+        "perception": f"stage 3/4 sft, part 1 (perception): projectors + language model on "
+        f"{', '.join(PERCEPTION_TASKS)} questions, {plan.perception_steps} steps",
+        "sft": f"stage 3/4 sft, part 2: projectors + language model on all the questions, {plan.sft_steps} steps",
         "grpo": f"stage 4/4 grpo: LoRA GRPO with the answer rewards, {plan.grpo_steps} steps",
     }
     for stage, description in descriptions.items():
@@ -337,7 +355,7 @@ def demo_steps(
                 stage,
                 description,
                 lambda stage=stage: _run_stage(stage, plan, paths),
-                lambda stage=stage: stage_finished(stage, paths.stage(stage)),
+                lambda stage=stage: stage_finished(training_stage(stage), paths.stage(stage)),
             )
         )
     steps += [
@@ -466,7 +484,8 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         "",
         f"- Sources: {results['sources']['reason']}.",
         f"- Training: {plan['train_scenes']} scenes of {plan['duration']:g} s; stages encoder {plan['encoder_steps']}, "
-        f"align {plan['align_steps']}, sft {plan['sft_steps']}, grpo {plan['grpo_steps']} steps.",
+        f"align {plan['align_steps']}, sft {plan['perception_steps']} on `{'`, `'.join(PERCEPTION_TASKS)}` (atomic "
+        f"perception first) then {plan['sft_steps']} on all the tasks, grpo {plan['grpo_steps']} steps.",
         f"- Trained and scored tasks (L1+L2 direction/relation): {', '.join(f'`{t}`' for t in results['tasks'])}.",
         '- The model is asked to answer with the words of the correct option ("Answer with the text of the correct '
         'option.", as in training) and scored by multiple-choice likelihood (as lm-evaluation-harness does): its '

@@ -30,14 +30,26 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
         assert scored["n"] == results["plan"]["benchmark_items"] and 0 <= scored["accuracy"] <= 1
         assert scored["chance"] == pytest.approx(0.25) and set(row["tasks"]) <= set(demo.DEMO_TASKS)
     assert results["sources"]["spec"] == "procedural"
-    assert set(results["seconds"]) >= {"simulate", "benchmark", "encoder", "align", "sft", "grpo", "evaluate"}
+    assert set(results["seconds"]) >= {
+        "simulate",
+        "benchmark",
+        "encoder",
+        "align",
+        "perception",
+        "sft",
+        "grpo",
+        "evaluate",
+    }
     report = (out / demo.REPORT_FILE).read_text()
     assert "| **all scored** |" in report and "l1_direction_sector" in report
     for plot in ("scored_accuracy.png", "task_accuracy.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
     assert (out / "eval" / "model" / "report.md").is_file() and (out / "eval" / "intensity" / "report.md").is_file()
     history = json.loads((out / "model" / "training_stages.json").read_text())
-    assert [stage["stage"] for stage in history["stages"]] == ["encoder", "align", "sft", "grpo"]
+    assert [stage["stage"] for stage in history["stages"]] == ["encoder", "align", "sft", "sft", "grpo"]
+    perception, sft = history["stages"][2:4]  # atomic perception first, then every scored task
+    assert perception["config"]["tasks"] == list(demo.PERCEPTION_TASKS)
+    assert sft["config"]["tasks"] == list(demo.DEMO_TASKS)
     assert not list(out.glob("stages/*/checkpoint-*")) and not list((out / "model").glob("checkpoint-*"))
 
 
@@ -62,7 +74,7 @@ def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
     out, _ = demo_dir
     before = json.loads((out / demo.RESULTS_FILE).read_text())
     again = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
-    assert again.stderr.count("done in an earlier run, skipped") == 9
+    assert again.stderr.count("done in an earlier run, skipped") == 10
     after = json.loads((out / demo.RESULTS_FILE).read_text())
     assert after["conditions"] == before["conditions"]
     refused = run_cli("demo", "--out", str(out), "--minutes", "5", "--sources", "procedural", check=False)
@@ -72,6 +84,7 @@ def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
 def test_plan_scales_with_minutes_and_auto_sources_fall_back(monkeypatch):
     small, default, large = (demo.DemoPlan.for_minutes(m) for m in (5, demo.DEFAULT_MINUTES, 30))
     assert small.sft_steps < default.sft_steps < large.sft_steps
+    assert small.perception_steps < default.perception_steps < default.sft_steps
     assert small.train_scenes < default.train_scenes < large.train_scenes
     with pytest.raises(ValueError, match="--minutes"):
         demo.DemoPlan.for_minutes(1)

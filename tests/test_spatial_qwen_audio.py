@@ -203,6 +203,25 @@ def test_drop_semantic_branch_ignores_whisper_features(tiny, inputs):
         model.set_audio_branches()
 
 
+def test_frozen_audio_encoders_stay_in_eval_mode_when_training(inputs):
+    model, _ = build_tiny_spatial_qwen_audio(seed=0)
+    backbone = model.model
+    model.train()
+    assert backbone.spatial_encoder.training and backbone.audio_tower.training  # trainable: dropout on
+    for encoder in (backbone.spatial_encoder, backbone.audio_tower):
+        encoder.requires_grad_(False)
+    model.train()
+    assert model.training and backbone.spatial_projector.training and backbone.language_model.training
+    assert not backbone.spatial_encoder.training and not backbone.audio_tower.training
+    # The frozen encoders' outputs are deterministic in training, as at inference.
+    first = backbone.get_spatial_outputs(inputs["spatial_features"], inputs["spatial_attention_mask"])
+    second = backbone.get_spatial_outputs(inputs["spatial_features"], inputs["spatial_attention_mask"])
+    assert torch.equal(first.token_accdoa, second.token_accdoa)
+    backbone.spatial_encoder.requires_grad_(True)
+    model.train()
+    assert backbone.spatial_encoder.training and not backbone.audio_tower.training
+
+
 def test_missing_or_mismatched_spatial_inputs_raise(tiny, inputs):
     model, _ = tiny
     without_spatial = {k: v for k, v in inputs.items() if not k.startswith("spatial_")}

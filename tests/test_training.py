@@ -148,6 +148,23 @@ def test_sft_without_lora_trains_the_whole_language_model(encoder_dir, questions
         load_config("sft", "tiny", [*common, "--lora_r", "-1"])
 
 
+def test_question_stages_train_on_the_tasks_asked_for(questions_dir):
+    from hf_spatial.training.common import keep_tasks
+    from hf_spatial.training.stages import _language_splits
+
+    common = ["--dataset_dir", str(questions_dir), "--eval_split", "none"]
+    args = load_config("sft", "tiny", [*common, "--tasks", "l1_direction_sector", "l2"])
+    train, _ = _language_splits(args, lambda row: {}, args.tasks)
+    every_task = set(load_split(questions_dir, "train")["task"])
+    wanted = {"l1_direction_sector"} | {task for task in every_task if task.startswith("l2_")}
+    assert set(train["task"]) == wanted and len(wanted) > 1
+    assert load_config("grpo", "tiny", [*common, "--tasks", "l1"]).tasks == ["l1"]
+    with pytest.raises(ValueError, match="Unknown task 'l9'"):
+        _language_splits(args, lambda row: {}, ["l9"])
+    with pytest.raises(ValueError, match=r"sector rows has no rows of the tasks .*l3_navigation"):
+        keep_tasks(train, ["l3_navigation"], "sector rows")
+
+
 def test_sft_rows_answer_with_the_letter_or_the_option_text():
     from hf_spatial.tasks.parsing import parse_answer
     from hf_spatial.tasks.prompting import ANSWER_INSTRUCTION, TEXT_ANSWER_INSTRUCTION

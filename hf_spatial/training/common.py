@@ -32,6 +32,30 @@ class StageDataArguments:
     )
 
 
+@dataclass
+class QuestionTaskArguments:
+    """Which of a question dataset's tasks a question stage (`sft`, `grpo`) trains on."""
+
+    tasks: list[str] | None = field(
+        default=None,
+        metadata={"help": "Train (and evaluate) only on these tasks: names, or l1/l2/l3 for a level. Default: all."},
+    )
+
+
+def keep_tasks(dataset, tasks: list[str] | None, where: str):
+    """The rows of `dataset` whose `task` is one of `tasks` (names or level shorthands); all rows for None."""
+    if tasks is None:
+        return dataset
+    from hf_spatial.tasks.registry import resolve_tasks
+
+    wanted = set(resolve_tasks(tasks))
+    kept = dataset.filter(lambda task: task in wanted, input_columns="task", desc="tasks")
+    if len(kept) == 0:
+        present = ", ".join(sorted(set(dataset["task"])))
+        raise ValueError(f"{where} has no rows of the tasks {sorted(wanted)}; it has: {present}.")
+    return kept
+
+
 def load_stage_splits(args: StageDataArguments):
     """The stage's training and held-out splits, truncated to `max_*_samples`."""
 

@@ -21,7 +21,7 @@ import torch
 import trl
 from trl import GRPOConfig, GRPOTrainer
 
-from hf_spatial.training.common import StageDataArguments
+from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments
 from hf_spatial.training.language_stages import LoraArguments, lora_or_full_finetune
 
 # The hooks overridden below are private TRL methods; they were read and tested against this minor version.
@@ -173,7 +173,7 @@ class AudioGRPOTrainer(GRPOTrainer):
 
 
 @dataclass
-class SpatialGRPOConfig(LoraArguments, StageDataArguments, AudioGRPOConfig):
+class SpatialGRPOConfig(LoraArguments, QuestionTaskArguments, StageDataArguments, AudioGRPOConfig):
     """Stage `grpo`: LoRA GRPO on L1-L3 questions with the accuracy, format and evidence rewards."""
 
     learning_rate: float = 1e-5

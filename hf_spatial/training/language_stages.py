@@ -15,7 +15,7 @@ from typing import Any
 from trl import SFTConfig, SFTTrainer
 
 from hf_spatial.training.collators import AudioChatCollator
-from hf_spatial.training.common import StageDataArguments
+from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments
 
 PROJECTOR_MODULES = ("multi_modal_projector", "spatial_projector")
 # Trained by a language stage without LoRA (`lora_r: 0`): the projectors and the whole language model.
@@ -78,7 +78,7 @@ class LoraArguments:
 
 
 @dataclass
-class SpatialSFTConfig(LoraArguments, AudioSFTConfig):
+class SpatialSFTConfig(LoraArguments, QuestionTaskArguments, AudioSFTConfig):
     """Stage `sft`: projectors + LoRA on the language model, on L1-L3 questions."""
 
     learning_rate: float = 2e-4

@@ -215,7 +215,9 @@ def run_sft(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.common import finish_stage, load_model_and_processor
     from hf_spatial.training.language_stages import SpatialSFTTrainer
 
-    train, evaluation = _language_splits(args, lambda row: sft_row(row, args.reasoning_fraction, args.answer_format))
+    train, evaluation = _language_splits(
+        args, lambda row: sft_row(row, args.reasoning_fraction, args.answer_format), args.tasks
+    )
     model, processor = load_model_and_processor(args.model_name_or_path)
     trainer = SpatialSFTTrainer(
         model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
@@ -229,7 +231,7 @@ def run_grpo(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.common import finish_stage, load_model_and_processor
     from hf_spatial.training.grpo import SpatialGRPOTrainer
 
-    train, evaluation = _language_splits(args, grpo_row)
+    train, evaluation = _language_splits(args, grpo_row, args.tasks)
     model, processor = load_model_and_processor(args.model_name_or_path)
     trainer = SpatialGRPOTrainer(
         model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
@@ -238,10 +240,13 @@ def run_grpo(args, callbacks: list | None = None) -> Path:
     return finish_stage(trainer, processor, "grpo", config_record(args), [args.dataset_dir], args.model_name_or_path)
 
 
-def _language_splits(args, to_row: Callable[[dict[str, Any]], dict[str, Any]]):
-    from hf_spatial.training.common import load_stage_splits
+def _language_splits(args, to_row: Callable[[dict[str, Any]], dict[str, Any]], tasks: list[str] | None = None):
+    from hf_spatial.training.common import keep_tasks, load_stage_splits
 
     train, evaluation = load_stage_splits(args)
+    train = keep_tasks(train, tasks, f"{args.dataset_dir} [{args.train_split}]")
+    if evaluation is not None:
+        evaluation = keep_tasks(evaluation, tasks, f"{args.dataset_dir} [{args.eval_split}]")
     train = train.map(to_row, desc=f"{args.train_split} rows")
     evaluation = evaluation.map(to_row, desc=f"{args.eval_split} rows") if evaluation is not None else None
     return train, evaluation

@@ -493,6 +493,15 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.language_model.set_input_embeddings(value)
 
+    def train(self, mode: bool = True) -> SpatialQwenAudioModel:
+        """Like `nn.Module.train`, but a frozen audio encoder (no trainable parameter, as in the stages after its own)
+        stays in eval mode: its dropout would only feed the projectors noisier features than inference gives."""
+        super().train(mode)
+        for encoder in (self.audio_tower, self.spatial_encoder):
+            if mode and not any(parameter.requires_grad for parameter in encoder.parameters()):
+                encoder.eval()
+        return self
+
     def get_spatial_outputs(
         self, spatial_features: torch.Tensor, spatial_attention_mask: torch.Tensor
     ) -> SpatialEncoderOutput:
