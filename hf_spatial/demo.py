@@ -8,7 +8,8 @@ Steps (each one a public API of the package, also runnable alone with the other 
    held-out benchmark from test rooms and test clips only, checked for leaks against the training set
    (`hf-spatial benchmark build`);
 3. the four curriculum stages (`hf-spatial train`: encoder -> align -> sft -> grpo) on a tiny SpatialQwenAudio
-   built locally, with step budgets that fit `--minutes`;
+   built locally, with step budgets that fit `--minutes`; sft runs twice, atomic perception first
+   (`--tasks l1_direction_sector`), then every scored task;
 4. evaluation on the benchmark (`hf-spatial evaluate`): the model with the no_audio, mono and spatial_zeroed
    controls, and the classical active-intensity baseline;
 5. a report folder: `demo_results.json`, `demo_report.md` with the tables, plots, the evaluation reports, and the
