@@ -378,18 +378,20 @@ def demo_steps(
 
 # ------------------------------------------------------------------------------------------------ results
 def scored_metrics(records: Sequence[Mapping[str, Any]], tasks: Sequence[str] = DEMO_TASKS) -> dict[str, Any]:
-    """Accuracy (with 95% interval and chance) over the scored tasks, and per task."""
+    """Accuracy (with 95% interval and chance) over the scored tasks, per level and per task."""
     from hf_spatial.evaluation.report import hub_metric
     from hf_spatial.tasks.scoring import Accuracy
 
     scored = [record for record in records if record["task"] in tasks]
+
+    def accuracy_by(key: str, values: Sequence[Any]) -> dict[str, Any]:
+        groups = {value: [r for r in scored if r[key] == value] for value in values}
+        return {str(value): hub_metric(asdict(Accuracy.of(group))) for value, group in groups.items() if group}
+
     return {
         "scored": hub_metric(asdict(Accuracy.of(scored))),
-        "tasks": {
-            task: hub_metric(asdict(Accuracy.of([r for r in scored if r["task"] == task])))
-            for task in tasks
-            if any(r["task"] == task for r in scored)
-        },
+        "levels": accuracy_by("level", sorted({r["level"] for r in scored})),
+        "tasks": accuracy_by("task", tasks),
     }
 
 
@@ -450,6 +452,8 @@ def _percent(metric: Mapping[str, Any]) -> str:
 
 def summary_lines(results: Mapping[str, Any]) -> list[str]:
     """The one-screen summary printed at the end."""
+    from hf_spatial.tasks.registry import LEVEL_NAMES
+
     rows = results["conditions"]
     chance = rows["full"]["scored"]["chance"]
     targets = results["targets"]
@@ -467,13 +471,20 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
         f"{'met' if targets['full_at_least_20_points_above_mono'] else 'not met'}); mono - chance: "
         f"{targets['mono_minus_chance_points']:+.1f} points (target within 10: "
         f"{'met' if targets['mono_within_10_points_of_chance'] else 'not met'})",
-        f"  sources: {results['sources']['reason']}",
     ]
+    for level, metric in rows["full"]["levels"].items():
+        full, mono = 100 * metric["accuracy"], 100 * rows["mono"]["levels"][level]["accuracy"]
+        lines.append(
+            f"  level {level} ({LEVEL_NAMES[int(level)]}): full {full:.1f}% vs mono {mono:.1f}% ({full - mono:+.1f})"
+        )
+    lines.append(f"  sources: {results['sources']['reason']}")
     return lines
 
 
 def report_markdown(results: Mapping[str, Any]) -> str:
-    """demo_report.md: what ran, the scored table per condition and per task, the plots, where things are."""
+    """demo_report.md: what ran, the scored table per condition, level and task, the plots, where things are."""
+    from hf_spatial.tasks.registry import LEVEL_NAMES
+
     plan, rows = results["plan"], results["conditions"]
     names = list(rows)
     lines = [
@@ -515,6 +526,12 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         + " | ".join(cell(rows[n]["scored"]) for n in names)
         + " |"
     )
+    for level, metric in full["levels"].items():
+        lines.append(
+            f"| level {level} ({LEVEL_NAMES[int(level)]}) | {100 * metric['chance']:.1f} | "
+            + " | ".join(cell(rows[n]["levels"].get(level)) for n in names)
+            + " |"
+        )
     for task, metric in full["tasks"].items():
         lines.append(
             f"| `{task}` | {100 * metric['chance']:.1f} | "

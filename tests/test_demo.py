@@ -29,6 +29,7 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
         scored = row["scored"]
         assert scored["n"] == results["plan"]["benchmark_items"] and 0 <= scored["accuracy"] <= 1
         assert scored["chance"] == pytest.approx(0.25) and set(row["tasks"]) <= set(demo.DEMO_TASKS)
+        assert set(row["levels"]) <= {"1", "2"} and sum(level["n"] for level in row["levels"].values()) == scored["n"]
     assert results["sources"]["spec"] == "procedural"
     assert set(results["seconds"]) >= {
         "simulate",
@@ -42,6 +43,7 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     }
     report = (out / demo.REPORT_FILE).read_text()
     assert "| **all scored** |" in report and "l1_direction_sector" in report
+    assert "| level 1 (atomic perception) |" in report and "level 1 (atomic perception): full " in stdout
     for plot in ("scored_accuracy.png", "task_accuracy.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
     assert (out / "eval" / "model" / "report.md").is_file() and (out / "eval" / "intensity" / "report.md").is_file()

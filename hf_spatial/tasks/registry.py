@@ -53,6 +53,8 @@ class TaskSpec:
 
 
 TASKS: dict[str, TaskSpec] = {}
+# The benchmark's three levels (the paper's audio scene analysis hierarchy).
+LEVEL_NAMES = {1: "atomic perception", 2: "relational integration", 3: "cognitive reasoning"}
 
 
 def register_task(
