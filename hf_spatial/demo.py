@@ -378,20 +378,14 @@ def demo_steps(
 
 # ------------------------------------------------------------------------------------------------ results
 def scored_metrics(records: Sequence[Mapping[str, Any]], tasks: Sequence[str] = DEMO_TASKS) -> dict[str, Any]:
-    """Accuracy (with 95% interval and chance) over the scored tasks, per level and per task."""
-    from hf_spatial.evaluation.report import hub_metric
-    from hf_spatial.tasks.scoring import Accuracy
+    """Accuracy (with 95% interval and chance) over the scored tasks, per level and per task (in `tasks` order)."""
+    from hf_spatial.evaluation.report import condition_results
 
-    scored = [record for record in records if record["task"] in tasks]
-
-    def accuracy_by(key: str, values: Sequence[Any]) -> dict[str, Any]:
-        groups = {value: [r for r in scored if r[key] == value] for value in values}
-        return {str(value): hub_metric(asdict(Accuracy.of(group))) for value, group in groups.items() if group}
-
+    metrics = condition_results([record for record in records if record["task"] in tasks])
     return {
-        "scored": hub_metric(asdict(Accuracy.of(scored))),
-        "levels": accuracy_by("level", sorted({r["level"] for r in scored})),
-        "tasks": accuracy_by("task", tasks),
+        "scored": metrics["overall"],
+        "levels": metrics["levels"],
+        "tasks": {task: metrics["tasks"][task] for task in tasks if task in metrics["tasks"]},
     }
 
 
