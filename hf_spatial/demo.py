@@ -514,24 +514,15 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         low, high = metric["ci95"]
         return f"{100 * metric['accuracy']:.1f} ({100 * low:.1f}-{100 * high:.1f}), n={metric['n']}"
 
-    full = rows["full"]
-    lines.append(
-        f"| **all scored** | {100 * full['scored']['chance']:.1f} | "
-        + " | ".join(cell(rows[n]["scored"]) for n in names)
-        + " |"
-    )
-    for level, metric in full["levels"].items():
-        lines.append(
-            f"| level {level} ({LEVEL_NAMES[int(level)]}) | {100 * metric['chance']:.1f} | "
-            + " | ".join(cell(rows[n]["levels"].get(level)) for n in names)
-            + " |"
-        )
-    for task, metric in full["tasks"].items():
-        lines.append(
-            f"| `{task}` | {100 * metric['chance']:.1f} | "
-            + " | ".join(cell(rows[n]["tasks"].get(task)) for n in names)
-            + " |"
-        )
+    def row(label: str, group: str, key: str | None = None) -> str:
+        """One table row: the slice `rows[condition][group][key]` (or `[group]` alone) in every condition."""
+        metrics = [rows[n][group] if key is None else rows[n][group].get(key) for n in names]
+        return f"| {label} | {100 * metrics[0]['chance']:.1f} | " + " | ".join(cell(m) for m in metrics) + " |"
+
+    full = rows["full"]  # the first condition: every slice it has is a row
+    lines.append(row("**all scored**", "scored"))
+    lines += [row(f"level {level} ({LEVEL_NAMES[int(level)]})", "levels", level) for level in full["levels"]]
+    lines += [row(f"`{task}`", "tasks", task) for task in full["tasks"]]
     targets = results["targets"]
     lines += [
         "",
