@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hf_spatial.acoustics.debian",
     "hf_spatial.tasks.dataset",
     "hf_spatial.training.stages",
+    "hf_spatial.training.embed",
     "hf_spatial.evaluation.benchmark",
     "hf_spatial.evaluation.cli",
     "hf_spatial.demo",

@@ -25,10 +25,12 @@ def evaluate_benchmark(
     plots: bool = True,
     answer_format: str = "letter",
     scoring: str = "generate",
+    embedding_cache: str | Path | None = None,
 ) -> dict:
     """Evaluate a model (`model`) or a baseline (`baseline`: intensity, or cascade with `model`); writes
     eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results. `answer_format`
-    and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most likely option)."""
+    and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most likely option);
+    `embedding_cache` a folder of cached audio-encoder outputs (`hf-spatial embed`)."""
     from hf_spatial.evaluation.controls import CONDITIONS
     from hf_spatial.evaluation.items import load_benchmark
     from hf_spatial.evaluation.report import write_outputs
@@ -52,7 +54,7 @@ def evaluate_benchmark(
     elif baseline is None:
         from hf_spatial.evaluation.predictors import ModelPredictor
 
-        predictor = ModelPredictor(model, **model_kwargs)
+        predictor = ModelPredictor(model, embedding_cache=embedding_cache, **model_kwargs)
     else:
         raise ValueError(f"Unknown baseline {baseline!r}; choose intensity or cascade.")
     bench = load_benchmark(benchmark, max_items=max_items)
@@ -90,6 +92,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("generate", "likelihood"),
         default="generate",
         help="parse a greedy generation, or take the option the model finds most likely (multiple-choice scoring)",
+    )
+    parser.add_argument(
+        "--embedding-cache",
+        type=Path,
+        default=None,
+        help="folder of cached audio-encoder outputs (hf-spatial embed): each clip's encoders run once",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None, help="e.g. bfloat16 (default: the checkpoint's)")
@@ -136,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         answer_format=args.answer_format,
         scoring=args.scoring,
+        embedding_cache=args.embedding_cache,
     )
     for name, condition in results["conditions"].items():
         overall = condition["overall"]

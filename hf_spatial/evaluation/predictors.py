@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
+from transformers import BatchFeature
 
 from hf_spatial.evaluation.controls import Request
+from hf_spatial.models.audio_cache import AudioEmbeddingCache, clip_key
 from hf_spatial.tasks.parsing import option_texts
 from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, answer_completion, format_prompt
 
@@ -60,6 +62,8 @@ class ModelPredictor:
 
     A SpatialQwenAudio processor gets the FOA clip; any other audio processor (stock Qwen2-Audio's
     WhisperFeatureExtractor) gets the W channel at 16 kHz, so only full, no_audio and rotated apply to it.
+    `embedding_cache` (a folder, see `hf_spatial.models.audio_cache`) serves a SpatialQwenAudio's audio-encoder
+    outputs from a cache, computing each clip once (a clip heard under two conditions, or asked about twice).
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class ModelPredictor:
         scoring: str = "generate",
         model: Any = None,
         processor: Any = None,
+        embedding_cache: str | os.PathLike | None = None,
     ):
         import torch
         from transformers import AutoModelForMultimodalLM, AutoProcessor
@@ -97,6 +102,11 @@ class ModelPredictor:
         self.scoring = scoring
         self.processor.tokenizer.padding_side = "left"  # batched generation continues every prompt at its end
         self.spatial = isinstance(self.processor.feature_extractor, FOAFeatureExtractor)
+        self.embedding_cache = None
+        if embedding_cache is not None and self.spatial:
+            self.embedding_cache = AudioEmbeddingCache.for_model(
+                embedding_cache, self.model, self.processor.feature_extractor
+            )
         conditions = ["full", "no_audio", "rotated"]
         if self.spatial:
             conditions.insert(2, "mono")
@@ -138,6 +148,14 @@ class ModelPredictor:
         conversations = [user_messages(self.prompt_text(request), with_audio) for request in requests]
         texts = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if with_audio and self.embedding_cache is not None:
+            # The clips as heard under this condition (mono and rotated clips are clips of their own).
+            keys = [clip_key(request.audio) for request in requests]
+            clips = zip(keys, (request.audio for request in requests), strict=True)
+            self.embedding_cache.update(self.model, self.processor.feature_extractor, clips)
+            audio_inputs = self.embedding_cache.batch(keys)
+            inputs = self.processor(audio_token_lengths=audio_inputs["audio_token_lengths"], **kwargs)
+            return conversations, texts, BatchFeature({**inputs, **audio_inputs}).to(self.device)
         if with_audio:
             kwargs.update(audio=[self._model_audio(r.audio) for r in requests], sampling_rate=self._sampling_rate)
         return conversations, texts, self.processor(**kwargs).to(self.device)

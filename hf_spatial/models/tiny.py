@@ -91,17 +91,24 @@ def build_tiny_tokenizer(vocab_size: int = 2048) -> Qwen2Tokenizer:
     return tokenizer
 
 
+# Whisper's encoder makes 50 positions per second of its window (100 Hz mel frames, stride-2 convolution).
+WHISPER_POSITIONS_PER_SECOND = 50
+
+
 def build_tiny_processor(
-    tokenizer: Qwen2Tokenizer | None = None, **feature_extractor_kwargs
+    tokenizer: Qwen2Tokenizer | None = None, window_seconds: int = 30, **feature_extractor_kwargs
 ) -> SpatialQwenAudioProcessor:
-    """Processor with the real-size FOA feature extractor (128 Whisper mel bins, 30 s) and the tiny tokenizer."""
+    """Processor with the real-size FOA feature extractor (128 Whisper mel bins, a `window_seconds` window: 30 as
+    Qwen2-Audio, or shorter for short clips) and the tiny tokenizer."""
     return SpatialQwenAudioProcessor(
-        feature_extractor=FOAFeatureExtractor(**feature_extractor_kwargs), tokenizer=tokenizer or build_tiny_tokenizer()
+        feature_extractor=FOAFeatureExtractor(chunk_length=window_seconds, **feature_extractor_kwargs),
+        tokenizer=tokenizer or build_tiny_tokenizer(),
     )
 
 
-def tiny_qwen2_audio_config_dict(tokenizer: Qwen2Tokenizer) -> dict[str, Any]:
-    """Config kwargs of a tiny random Qwen2-Audio (d=64 LM, d=32 Whisper, 2 layers each) for `tokenizer`."""
+def tiny_qwen2_audio_config_dict(tokenizer: Qwen2Tokenizer, window_seconds: int = 30) -> dict[str, Any]:
+    """Config kwargs of a tiny random Qwen2-Audio (d=64 LM, d=32 Whisper, 2 layers each) for `tokenizer`, whose
+    Whisper encoder takes `window_seconds` of audio (its positional table has 50 positions a second)."""
     return {
         "audio_config": {
             "model_type": "qwen2_audio_encoder",
@@ -110,7 +117,7 @@ def tiny_qwen2_audio_config_dict(tokenizer: Qwen2Tokenizer) -> dict[str, Any]:
             "encoder_attention_heads": 2,
             "encoder_ffn_dim": 64,
             "d_model": 32,
-            "max_source_positions": 1500,
+            "max_source_positions": window_seconds * WHISPER_POSITIONS_PER_SECOND,
         },
         "text_config": {
             "model_type": "qwen2",
@@ -142,31 +149,34 @@ TINY_SPATIAL_KWARGS: dict[str, Any] = {
 }
 
 
-def tiny_spatial_qwen_audio_config(tokenizer: Qwen2Tokenizer, **overrides) -> SpatialQwenAudioConfig:
+def tiny_spatial_qwen_audio_config(
+    tokenizer: Qwen2Tokenizer, window_seconds: int = 30, **overrides
+) -> SpatialQwenAudioConfig:
     """Tiny SpatialQwenAudio config (tiny Qwen2-Audio + small spatial branch); `overrides` set any config field."""
-    base = Qwen2AudioConfig(**tiny_qwen2_audio_config_dict(tokenizer))
+    base = Qwen2AudioConfig(**tiny_qwen2_audio_config_dict(tokenizer, window_seconds))
     return SpatialQwenAudioConfig.from_qwen2_audio_config(base, **{**TINY_SPATIAL_KWARGS, **overrides})
 
 
 def build_tiny_spatial_qwen_audio(
-    seed: int = 0, class_names: list[str] | None = None, **config_overrides
+    seed: int = 0, class_names: list[str] | None = None, window_seconds: int = 30, **config_overrides
 ) -> tuple[Any, SpatialQwenAudioProcessor]:
     """Return `(model, processor)`: a random tiny `SpatialQwenAudioForConditionalGeneration` (eval mode) and its
-    processor. `class_names` sets the slot class head's labels; `config_overrides` any config field."""
+    processor. `class_names` sets the slot class head's labels; `window_seconds` the semantic (Whisper) window,
+    the longest clip the model takes; `config_overrides` any config field."""
     import torch
 
     from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import (
         SpatialQwenAudioForConditionalGeneration,
     )
 
-    processor = build_tiny_processor()
+    processor = build_tiny_processor(window_seconds=window_seconds)
     if class_names is not None:
         config_overrides = {
             "spatial_class_names": list(class_names),
             "spatial_num_classes": len(class_names),
             **config_overrides,
         }
-    config = tiny_spatial_qwen_audio_config(processor.tokenizer, **config_overrides)
+    config = tiny_spatial_qwen_audio_config(processor.tokenizer, window_seconds, **config_overrides)
     torch.manual_seed(seed)
     model = SpatialQwenAudioForConditionalGeneration(config).eval()
     tokenizer = processor.tokenizer

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from hf_spatial.data.schema import SAMPLE_RATE
+from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache
+
 _TEXT_KEYS = ("input_ids", "attention_mask")
 
 
@@ -20,20 +23,29 @@ class AudioChatCollator:
     processor, which expands the audio placeholder and returns the audio tensors; the completion is tokenised
     as plain text and appended. `labels` are -100 on the prompt (text and audio tokens) and on padding, so the
     loss covers only the assistant answer and its end-of-turn token.
+
+    With an `embedding_cache`, rows name their clip by `audio_key` and the batch carries the cached audio-encoder
+    outputs instead of audio features (nothing is decoded; the encoders do not run).
     """
 
     processor: Any
     decode_audio: Callable[[Any], np.ndarray]
-    sampling_rate: int = 24000
+    sampling_rate: int = SAMPLE_RATE
     audio_column: str = "audio"
     max_length: int | None = None
+    embedding_cache: AudioEmbeddingCache | None = None
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        audios = [self.decode_audio(row[self.audio_column]) for row in rows]
         prompts = [row["prompt"] for row in rows]
         prompt_texts = self.processor.apply_chat_template(prompts, add_generation_prompt=True, tokenize=False)
-        encoded = self.processor(
-            text=prompt_texts, audio=audios, sampling_rate=self.sampling_rate, padding=True, return_tensors="pt"
+        encoded = audio_prompt_inputs(
+            self.processor,
+            prompt_texts,
+            rows,
+            decode_audio=self.decode_audio,
+            sampling_rate=self.sampling_rate,
+            audio_column=self.audio_column,
+            embedding_cache=self.embedding_cache,
         )
         tokenizer = self.processor.tokenizer
         sequences, prompt_lengths = [], []
@@ -63,6 +75,28 @@ class AudioChatCollator:
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         batch.update({key: value for key, value in encoded.items() if key not in _TEXT_KEYS})
         return batch
+
+
+def audio_prompt_inputs(
+    processor: Any,
+    texts: list[str],
+    rows: list[dict[str, Any]],
+    *,
+    decode_audio: Callable[[Any], np.ndarray],
+    sampling_rate: int,
+    audio_column: str,
+    embedding_cache: AudioEmbeddingCache | None,
+) -> dict[str, torch.Tensor]:
+    """The processor's right-padded batch of `texts`, each with its row's clip: audio features decoded from
+    `audio_column`, or with an `embedding_cache` the cached encoder outputs of the rows' `audio_key`s."""
+    if embedding_cache is None:
+        audios = [decode_audio(row[audio_column]) for row in rows]
+        return processor(text=texts, audio=audios, sampling_rate=sampling_rate, padding=True, return_tensors="pt")
+    audio_inputs = embedding_cache.batch([row[KEY_COLUMN] for row in rows])
+    encoded = processor(
+        text=texts, audio_token_lengths=audio_inputs["audio_token_lengths"], padding=True, return_tensors="pt"
+    )
+    return {**encoded, **audio_inputs}
 
 
 def completion_token_ids(

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_spatial.data.schema import SAMPLE_RATE
+from hf_spatial.models.audio_cache import AudioEmbeddingCache, audio_encoders_frozen, embed_dataset
+from hf_spatial.training.budget import TimeBudgetCallback
+
 logger = logging.getLogger(__name__)
 
 TINY_MODEL = "tiny"  # `model_name_or_path: tiny` builds the offline tiny SpatialQwenAudio
@@ -22,7 +26,23 @@ class StageDataArguments:
     eval_split: str | None = field(default="test", metadata={"help": "Held-out split (None: no evaluation)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N held-out rows."})
-    audio_sampling_rate: int = 24000
+    audio_sampling_rate: int = field(default=SAMPLE_RATE, metadata={"help": "Sampling rate of the decoded audio."})
+    embedding_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of cached audio-encoder outputs (`hf-spatial embed`): the stage embeds the clips it lacks "
+            "once, then trains without running the frozen encoders. Entries sit in one subfolder per encoder "
+            "fingerprint (weights + feature settings), so changed encoders never read stale numbers. Not for the "
+            "encoder stage, which trains an encoder."
+        },
+    )
+    max_train_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "Wall-clock budget of the training loop: stop after the step that spends it (or at max_steps, "
+            "whichever comes first). A resumed run gets only the time left."
+        },
+    )
     publish_repo_id: str | None = field(
         default=None,
         metadata={
@@ -40,6 +60,36 @@ class QuestionTaskArguments:
         default=None,
         metadata={"help": "Train (and evaluate) only on these tasks: names, or l1/l2/l3 for a level. Default: all."},
     )
+
+
+def stage_callbacks(args: StageDataArguments, callbacks: list | None) -> list:
+    """The caller's callbacks plus the time budget's, when the config sets `max_train_seconds`."""
+    callbacks = list(callbacks or [])
+    if args.max_train_seconds is not None:
+        callbacks.append(TimeBudgetCallback(args.max_train_seconds))
+    return callbacks
+
+
+def prepare_embedding_cache(args: StageDataArguments, model, processor, splits: list) -> tuple[Any, list]:
+    """With `args.embedding_cache`: open the model's cache, embed the clips of `splits` (datasets or None) that it
+    lacks, and return it with the splits keyed by clip. Without: `(None, splits)`."""
+    if args.embedding_cache is None:
+        return None, splits
+    cache = AudioEmbeddingCache.for_model(args.embedding_cache, model, processor.feature_extractor)
+    keyed = [
+        split if split is None else embed_dataset(cache, model, processor.feature_extractor, split) for split in splits
+    ]
+    logger.info("audio embedding cache %s: %d clips", cache.folder, len(cache))
+    return cache, keyed
+
+
+def check_cache_allowed(model, embedding_cache) -> None:
+    """A stage that trains an audio encoder cannot read its outputs from a cache (they change every step)."""
+    if embedding_cache is not None and not audio_encoders_frozen(model):
+        raise ValueError(
+            "This stage trains an audio encoder, so its outputs cannot come from an embedding cache; unset "
+            "embedding_cache (or freeze the encoders)."
+        )
 
 
 def keep_tasks(dataset, tasks: list[str] | None, where: str):
@@ -122,6 +172,11 @@ def finish_stage(trainer, processor, stage: str, config: dict[str, Any], dataset
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
         metrics = dict(trainer.state.log_history[-1]) if trainer.state.log_history else {}
+        budget = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TimeBudgetCallback)), None)
+        metrics.update(
+            steps=trainer.state.global_step,
+            stopped_by="time budget" if budget is not None and budget.stopped else "max_steps",
+        )
         record_training_stage(
             output_dir, stage=stage, config=config, datasets=datasets, init_from=init_from, metrics=metrics
         )

@@ -5,8 +5,8 @@ The stock trainer knows only images: with audio prompts it generates from text a
 completions with forwards that never see the audio, which trains a policy that is silently wrong. Here every
 batch row is tokenised with the processor together with its audio; the processor's audio tensors
 (`input_features`, `feature_attention_mask`, and for SpatialQwenAudio `spatial_features`,
-`spatial_attention_mask`) are passed to `generate`, kept with the rows through TRL's shuffling and splitting,
-and sliced into each chunked log-prob forward.
+`spatial_attention_mask`; or, with an embedding cache, the cached audio-encoder outputs) are passed to `generate`,
+kept with the rows through TRL's shuffling and splitting, and sliced into each chunked log-prob forward.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ import torch
 import trl
 from trl import GRPOConfig, GRPOTrainer
 
-from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments
+from hf_spatial.data import read_foa
+from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache
+from hf_spatial.training.collators import audio_prompt_inputs
+from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments, check_cache_allowed
 from hf_spatial.training.language_stages import LoraArguments, lora_or_full_finetune
 
 # The hooks overridden below are private TRL methods; they were read and tested against this minor version.
@@ -63,24 +66,29 @@ class AudioGRPOTrainer(GRPOTrainer):
 
     _tag_names: ClassVar[list[str]] = ["trl", "grpo", "hf-spatial"]
 
-    def __init__(self, *args, decode_audio: Callable[[Any], np.ndarray] | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        decode_audio: Callable[[Any], np.ndarray] | None = None,
+        embedding_cache: AudioEmbeddingCache | None = None,
+        **kwargs,
+    ):
         check_trl_version()
         super().__init__(*args, **kwargs)
         if self.use_vllm:
             raise ValueError("AudioGRPOTrainer generates with transformers; vLLM does not serve this model.")
-        if decode_audio is None:
-            from hf_spatial.data import read_foa
-
-            decode_audio = read_foa
-        self.decode_audio = decode_audio
-        self._batch_audio: list[np.ndarray] | None = None  # audio of the rows being generated for
+        check_cache_allowed(self.model, embedding_cache)
+        self.decode_audio = decode_audio or read_foa
+        self.embedding_cache = embedding_cache
+        self._batch_rows: list[dict[str, Any]] | None = None  # the rows being generated for
         self._audio_inputs: dict[str, torch.Tensor] | None = None  # processor audio tensors of the rows in flight
         self._audio_keys: list[str] = []  # names of those tensors, as the processor returns them
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
-        if self.args.audio_column not in self._signature_columns:
-            self._signature_columns.append(self.args.audio_column)
+        for column in (self.args.audio_column, KEY_COLUMN):
+            if column not in self._signature_columns:
+                self._signature_columns.append(column)
 
     @contextlib.contextmanager
     def _audio_inputs_for(self, audio_inputs: dict[str, torch.Tensor] | None) -> Iterator[None]:
@@ -92,17 +100,19 @@ class AudioGRPOTrainer(GRPOTrainer):
 
     def _tokenize_prompts(self, prompts: list):
         """Render the chat template, then tokenise text and audio together (expanding the audio placeholders)."""
-        if self._batch_audio is None or len(self._batch_audio) != len(prompts):
+        if self._batch_rows is None or len(self._batch_rows) != len(prompts):
             raise RuntimeError("Audio prompts must be tokenised through _generate_and_score_completions.")
         texts = self.processing_class.apply_chat_template(
             prompts, add_generation_prompt=True, tokenize=False, chat_template=self.chat_template
         )
-        encoded = self.processing_class(
-            text=texts,
-            audio=self._batch_audio,
+        encoded = audio_prompt_inputs(
+            self.processing_class,
+            texts,
+            self._batch_rows,
+            decode_audio=self.decode_audio,
             sampling_rate=self.args.audio_sampling_rate,
-            padding=True,
-            return_tensors="pt",
+            audio_column=self.args.audio_column,
+            embedding_cache=self.embedding_cache,
         )
         prompt_ids = [
             ids[mask.bool()].tolist() for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"], strict=True)
@@ -112,14 +122,14 @@ class AudioGRPOTrainer(GRPOTrainer):
         return prompt_ids, None, audio_inputs
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        self._batch_audio = [self.decode_audio(row[self.args.audio_column]) for row in inputs]
+        self._batch_rows = inputs
         try:
             output = super()._generate_and_score_completions(inputs)
             # Keep the audio tensors with their rows: TRL shuffles and splits every batch-first tensor of the output.
             output.update(self._audio_inputs)
             self._audio_keys = list(self._audio_inputs)
         finally:
-            self._batch_audio = None
+            self._batch_rows = None
             self._audio_inputs = None
         return output
 

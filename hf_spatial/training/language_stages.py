@@ -14,8 +14,10 @@ from typing import Any
 
 from trl import SFTConfig, SFTTrainer
 
+from hf_spatial.data import read_foa
+from hf_spatial.models.audio_cache import AudioEmbeddingCache
 from hf_spatial.training.collators import AudioChatCollator
-from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments
+from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments, check_cache_allowed
 
 PROJECTOR_MODULES = ("multi_modal_projector", "spatial_projector")
 # Trained by a language stage without LoRA (`lora_r: 0`): the projectors and the whole language model.
@@ -108,17 +110,27 @@ def freeze_all_but(model, module_names: tuple[str, ...]) -> None:
 
 class AudioSFTTrainer(SFTTrainer):
     """`SFTTrainer` whose batches are audio chat rows (`prompt`, `completion`, `audio`), collated with the
-    processor; the loss covers only the completion."""
+    processor; the loss covers only the completion. With an `embedding_cache` (rows keyed by `audio_key`), the
+    batches carry the cached audio-encoder outputs instead of audio features."""
 
-    def __init__(self, model, args: AudioSFTConfig, processing_class, decode_audio=None, **kwargs):
-        if decode_audio is None:
-            from hf_spatial.data import read_foa
-
-            decode_audio = read_foa
+    def __init__(
+        self,
+        model,
+        args: AudioSFTConfig,
+        processing_class,
+        decode_audio=None,
+        embedding_cache: AudioEmbeddingCache | None = None,
+        **kwargs,
+    ):
         collator = AudioChatCollator(
-            processing_class, decode_audio, sampling_rate=args.audio_sampling_rate, max_length=args.max_length
+            processing_class,
+            decode_audio or read_foa,
+            sampling_rate=args.audio_sampling_rate,
+            max_length=args.max_length,
+            embedding_cache=embedding_cache,
         )
         super().__init__(model=model, args=args, processing_class=processing_class, data_collator=collator, **kwargs)
+        check_cache_allowed(self.model, embedding_cache)
 
 
 class SpatialAlignTrainer(AudioSFTTrainer):

@@ -146,9 +146,20 @@ def _plain(value: Any) -> bool:
 # ------------------------------------------------------------------------------------------------ stages
 def run_encoder(args, callbacks: list | None = None) -> Path:
     from hf_spatial.data.starss23 import recorded_class_names
-    from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor, load_stage_splits
+    from hf_spatial.training.common import (
+        dataset_labels,
+        finish_stage,
+        load_model_and_processor,
+        load_stage_splits,
+        stage_callbacks,
+    )
     from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
 
+    if args.embedding_cache is not None:
+        raise ValueError(
+            "The encoder stage trains the spatial encoder, so its outputs cannot come from an embedding cache; "
+            "unset embedding_cache (the later stages use it)."
+        )
     train, evaluation = load_stage_splits(args)
     # A converted (STARSS23) folder records the class list its DCASE labels index; rows without a SceneSpec are
     # trained on those labels.
@@ -163,7 +174,12 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
         )
     collator = SeldCollator(processor.feature_extractor, class_names, model.config.spatial_num_slots, dcase_class_names)
     trainer = SpatialEncoderTrainer(
-        model, args, train_dataset=train, eval_dataset=evaluation, data_collator=collator, callbacks=callbacks
+        model,
+        args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        data_collator=collator,
+        callbacks=stage_callbacks(args, callbacks),
     )
     train_resuming(trainer)
     if evaluation is not None:
@@ -198,13 +214,26 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
 
 def run_align(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.chat_data import caption_row
-    from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor
+    from hf_spatial.training.common import (
+        dataset_labels,
+        finish_stage,
+        load_model_and_processor,
+        prepare_embedding_cache,
+        stage_callbacks,
+    )
     from hf_spatial.training.language_stages import SpatialAlignTrainer
 
     train, evaluation = _language_splits(args, caption_row)
     model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
+    cache, (train, evaluation) = prepare_embedding_cache(args, model, processor, [train, evaluation])
     trainer = SpatialAlignTrainer(
-        model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
+        model,
+        args,
+        processor,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        embedding_cache=cache,
+        callbacks=stage_callbacks(args, callbacks),
     )
     train_resuming(trainer)
     return finish_stage(trainer, processor, "align", config_record(args), [args.dataset_dir], args.model_name_or_path)
@@ -212,15 +241,27 @@ def run_align(args, callbacks: list | None = None) -> Path:
 
 def run_sft(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.chat_data import sft_row
-    from hf_spatial.training.common import finish_stage, load_model_and_processor
+    from hf_spatial.training.common import (
+        finish_stage,
+        load_model_and_processor,
+        prepare_embedding_cache,
+        stage_callbacks,
+    )
     from hf_spatial.training.language_stages import SpatialSFTTrainer
 
     train, evaluation = _language_splits(
         args, lambda row: sft_row(row, args.reasoning_fraction, args.answer_format), args.tasks
     )
     model, processor = load_model_and_processor(args.model_name_or_path)
+    cache, (train, evaluation) = prepare_embedding_cache(args, model, processor, [train, evaluation])
     trainer = SpatialSFTTrainer(
-        model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
+        model,
+        args,
+        processor,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        embedding_cache=cache,
+        callbacks=stage_callbacks(args, callbacks),
     )
     train_resuming(trainer)
     return finish_stage(trainer, processor, "sft", config_record(args), [args.dataset_dir], args.model_name_or_path)
@@ -228,13 +269,25 @@ def run_sft(args, callbacks: list | None = None) -> Path:
 
 def run_grpo(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.chat_data import grpo_row
-    from hf_spatial.training.common import finish_stage, load_model_and_processor
+    from hf_spatial.training.common import (
+        finish_stage,
+        load_model_and_processor,
+        prepare_embedding_cache,
+        stage_callbacks,
+    )
     from hf_spatial.training.grpo import SpatialGRPOTrainer
 
     train, evaluation = _language_splits(args, grpo_row, args.tasks)
     model, processor = load_model_and_processor(args.model_name_or_path)
+    cache, (train, evaluation) = prepare_embedding_cache(args, model, processor, [train, evaluation])
     trainer = SpatialGRPOTrainer(
-        model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
+        model,
+        args,
+        processor,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        embedding_cache=cache,
+        callbacks=stage_callbacks(args, callbacks),
     )
     train_resuming(trainer)
     return finish_stage(trainer, processor, "grpo", config_record(args), [args.dataset_dir], args.model_name_or_path)

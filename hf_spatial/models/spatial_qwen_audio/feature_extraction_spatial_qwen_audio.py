@@ -57,17 +57,15 @@ def resample_poly(signal: np.ndarray, up: int, down: int) -> np.ndarray:
     # so output i is the convolution of the input with the polyphase branch taps[phase::up] at input index base.
     outputs = np.arange(pre_remove, pre_remove + num_out) * down
     phase, base = outputs % up, outputs // up
-    branch_len = -(-len(taps) // up)
-    branches = np.zeros((up, branch_len))
-    for p in range(up):
-        branch = taps[p::up]
-        branches[p, : len(branch)] = branch
-    flat = torch.from_numpy(signal.reshape(-1, 1, num_in)).double()
-    flat = torch.nn.functional.pad(flat, (branch_len - 1, max(0, int(base.max()) + 1 - num_in)))
-    kernels = torch.from_numpy(branches[:, None, ::-1].copy())
-    convolved = torch.nn.functional.conv1d(flat, kernels)  # (channels, up, time): convolved[:, p, n] = branch p * x
-    out = convolved[:, torch.from_numpy(phase), torch.from_numpy(base)]
-    return out.reshape(*signal.shape[:-1], num_out).float().numpy()
+    rows = signal.reshape(-1, num_in).astype(np.float64)
+    out = np.zeros((rows.shape[0], num_out))
+    for p in np.unique(phase):
+        branch, chosen = taps[p::up], phase == p
+        index = base[chosen]
+        inside = index < num_in + len(branch) - 1  # past the end of the full convolution the output is zero
+        for row, samples in enumerate(rows):
+            out[row, np.flatnonzero(chosen)[inside]] = np.convolve(samples, branch)[index[inside]]
+    return out.reshape(*signal.shape[:-1], num_out).astype(np.float32)
 
 
 class FOAFeatureExtractor(SequenceFeatureExtractor):
@@ -264,26 +262,47 @@ class FOAFeatureExtractor(SequenceFeatureExtractor):
         ]
 
         w_semantic = [self._resample(clip[W], sampling_rate, self.semantic_sampling_rate) for clip in clips]
-        semantic = self._whisper(
-            w_semantic,
-            sampling_rate=self.semantic_sampling_rate,
-            padding="max_length",
-            return_attention_mask=True,
-            return_tensors="np",
-        )
-        feature_attention_mask = semantic["attention_mask"].astype(np.int32)
+        input_features, feature_attention_mask = self.semantic_features(w_semantic)
         num_tokens = audio_token_count(feature_attention_mask.sum(-1))
 
         spatial_clips = [self._resample(clip, sampling_rate, self.sampling_rate) for clip in clips]
         spatial_features, spatial_attention_mask = self.spatial_features(spatial_clips, num_tokens)
 
         data = {
-            "input_features": semantic["input_features"].astype(np.float32),
+            "input_features": input_features,
             "feature_attention_mask": feature_attention_mask,
             "spatial_features": spatial_features.numpy(),
             "spatial_attention_mask": spatial_attention_mask.numpy(),
         }
         return BatchFeature(data, tensor_type=return_tensors)
+
+    def semantic_features(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Whisper log-mels of mono 16 kHz `waveforms` padded to `chunk_length`, equal to `WhisperFeatureExtractor`'s
+        with `padding="max_length"`, and their frame mask: `(batch, feature_size, frames)`, `(batch, frames)`.
+
+        Only the frames that real samples reach are computed. Whisper pads with zeros, and every later frame is the
+        log-mel of silence, which its normalisation maps to the constant max(-1.5, clip maximum - 2); computing a 30-s
+        window for a 5-s clip would spend 5/6 of the work on that constant."""
+        max_frames = self.chunk_length * self.semantic_sampling_rate // self.hop_length
+        longest = max(len(waveform) for waveform in waveforms)
+        # Frames whose window (half of n_fft on each side) reaches a real sample, plus the reflection Whisper's
+        # centred STFT makes at the end of the padded signal, which must fall on zeros as it does in the full window.
+        needed = min(max_frames, -(-(longest + self.n_fft // 2 + 1) // self.hop_length) + 1)
+        semantic = self._whisper(
+            waveforms,
+            sampling_rate=self.semantic_sampling_rate,
+            padding="max_length",
+            max_length=needed * self.hop_length,
+            return_attention_mask=True,
+            return_tensors="np",
+        )
+        computed = semantic["input_features"].astype(np.float32)
+        silence = np.maximum(computed.max(axis=(1, 2)) - 2.0, -1.5).astype(np.float32)
+        features = np.broadcast_to(silence[:, None, None], (len(waveforms), self.feature_size, max_frames)).copy()
+        features[:, :, :needed] = computed
+        mask = np.zeros((len(waveforms), max_frames), dtype=np.int32)
+        mask[:, :needed] = semantic["attention_mask"]
+        return features, mask
 
     @torch.no_grad()
     def spatial_features(self, clips: list[np.ndarray], num_tokens: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -97,6 +97,38 @@ class SpatialEncoderOutput(ModelOutput):
     token_accdoa: torch.Tensor | None = None
 
 
+@dataclass
+class SpatialAudioEncoderOutput(ModelOutput):
+    r"""What the two audio encoders give the projectors, per clip: everything trainable downstream of the encoders
+    (projectors, language model) reads only this, so with frozen encoders it can be computed once per clip and
+    cached (`hf_spatial.models.audio_cache`); `forward` takes these fields in place of the audio features.
+
+    audio_hidden_states (`(batch, N, audio d_model)`): Whisper encoder output at the 25 Hz audio tokens (the
+        semantic projector's and the fusion expert's input); positions past a clip's `audio_token_lengths` (up to
+        the whole window when computed from features) are padding and never reach the language model.
+    audio_token_lengths (`(batch,)`): audio tokens per clip.
+    spatial_hidden_states (`(batch, N, spatial_hidden_size)`): the spatial encoder's dense map.
+    spatial_pooled_output (`(batch, spatial_hidden_size)`): its masked mean.
+    spatial_token_accdoa (`(batch, N, num_classes, 3)`): its per-token ACCDOA map.
+    """
+
+    audio_hidden_states: torch.Tensor | None = None
+    audio_token_lengths: torch.Tensor | None = None
+    spatial_hidden_states: torch.Tensor | None = None
+    spatial_pooled_output: torch.Tensor | None = None
+    spatial_token_accdoa: torch.Tensor | None = None
+
+
+# Names of the precomputed encoder outputs `forward` accepts (the fields above).
+AUDIO_ENCODER_OUTPUT_KEYS = (
+    "audio_hidden_states",
+    "audio_token_lengths",
+    "spatial_hidden_states",
+    "spatial_pooled_output",
+    "spatial_token_accdoa",
+)
+
+
 class ZeroInitLinear(nn.Linear):
     """A linear layer initialised to zero (weight and bias): a residual branch that starts switched off."""
 
@@ -508,27 +540,23 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         """Spatial encoder outputs: the dense 25 Hz map and the auxiliary slot/count/RT60 heads."""
         return self.spatial_encoder(spatial_features, spatial_attention_mask)
 
-    def get_audio_features(
+    def encode_audio(
         self,
         input_features: torch.Tensor,
         feature_attention_mask: torch.Tensor,
         spatial_features: torch.Tensor | None = None,
         spatial_attention_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Audio token embeddings `(batch, max_tokens, text hidden)` and tokens per clip `(batch,)`.
-
-        Honours `config.zero_spatial_branch` (then exactly Qwen2-Audio's tokens) and `config.drop_semantic_branch`."""
+    ) -> SpatialAudioEncoderOutput:
+        """Run the audio encoders (Whisper and the spatial encoder): what the projectors read, and what an embedding
+        cache stores. Skips the branch that `config.drop_semantic_branch` / `config.zero_spatial_branch` switch off."""
         feature_attention_mask = feature_attention_mask.to(input_features.device)
         frame_lengths, num_tokens = self.audio_tower._get_feat_extract_output_lengths(feature_attention_mask.sum(-1))
         max_tokens = int(num_tokens.max())
-        batch_size, _, max_mel_len = input_features.shape
-        max_positions = (max_mel_len - 2) // 2 + 1
-        if self.config.drop_semantic_branch:
-            audio_hidden = input_features.new_zeros(batch_size, max_positions, self.config.audio_config.d_model)
-            semantic = input_features.new_zeros(batch_size, max_tokens, self.config.text_config.hidden_size)
-            semantic = semantic.to(self.multi_modal_projector.linear.weight.dtype)
-        else:
-            # Exactly Qwen2-Audio's audio path (same masks, projector over all positions), for identical tokens.
+        audio_hidden = None
+        if not self.config.drop_semantic_branch:
+            # Exactly Qwen2-Audio's audio path (same masks), for identical tokens.
+            batch_size, _, max_mel_len = input_features.shape
+            max_positions = (max_mel_len - 2) // 2 + 1
             positions = torch.arange(max_positions, device=frame_lengths.device)[None, :]
             mask_2d = (positions < frame_lengths[:, None]).long()
             dummy = torch.zeros(batch_size, max_positions, 1, dtype=self.audio_tower.conv1.weight.dtype)
@@ -536,9 +564,9 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
                 config=self.audio_tower.config, inputs_embeds=dummy.to(input_features.device), attention_mask=mask_2d
             )
             audio_hidden = self.audio_tower(input_features, attention_mask=audio_mask).last_hidden_state
-            semantic = self.multi_modal_projector(audio_hidden)[:, :max_tokens]
+        output = SpatialAudioEncoderOutput(audio_hidden_states=audio_hidden, audio_token_lengths=num_tokens)
         if self.config.zero_spatial_branch:
-            return semantic, num_tokens
+            return output
         if spatial_features is None or spatial_attention_mask is None:
             raise ValueError(
                 "spatial_features and spatial_attention_mask are required (FOAFeatureExtractor / "
@@ -551,15 +579,51 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
                 f"spatial features give {spatial_tokens.tolist()} audio tokens per clip but input_features give "
                 f"{num_tokens.tolist()}; extract both from the same clips with FOAFeatureExtractor."
             )
-        spatial_map = spatial.last_hidden_state[:, :max_tokens]
+        output.spatial_hidden_states = spatial.last_hidden_state[:, :max_tokens]
+        output.spatial_pooled_output = spatial.pooled_output
+        output.spatial_token_accdoa = spatial.token_accdoa[:, :max_tokens]
+        return output
+
+    def project_audio(self, encoded: SpatialAudioEncoderOutput) -> torch.Tensor:
+        """Audio token embeddings `(batch, max_tokens, text hidden)` from the encoders' outputs: the semantic expert
+        (Qwen2-Audio's projector) plus the dense hybrid projector's spatial contribution. Honours
+        `config.zero_spatial_branch` (then exactly Qwen2-Audio's tokens) and `config.drop_semantic_branch`."""
+        max_tokens = int(encoded.audio_token_lengths.max())
+        if self.config.drop_semantic_branch:
+            weight = self.multi_modal_projector.linear.weight
+            shape = (encoded.audio_token_lengths.shape[0], max_tokens)
+            audio_hidden = weight.new_zeros(*shape, self.config.audio_config.d_model)
+            semantic = weight.new_zeros(*shape, self.config.text_config.hidden_size)
+        elif encoded.audio_hidden_states is None:
+            raise ValueError("audio_hidden_states are required unless config.drop_semantic_branch is set.")
+        else:
+            # Projected over every position, then cut, as Qwen2-Audio does: bit-identical tokens at step 0.
+            semantic = self.multi_modal_projector(encoded.audio_hidden_states)[:, :max_tokens]
+            audio_hidden = encoded.audio_hidden_states[:, :max_tokens]
+        if self.config.zero_spatial_branch:
+            return semantic
+        if encoded.spatial_hidden_states is None:
+            raise ValueError("The spatial encoder outputs are required unless config.zero_spatial_branch is set.")
         delta = self.spatial_projector(
             semantic,
-            audio_hidden[:, :max_tokens],
-            spatial_map,
-            spatial.pooled_output,
-            spatial.token_accdoa[:, :max_tokens],
+            audio_hidden,
+            encoded.spatial_hidden_states[:, :max_tokens],
+            encoded.spatial_pooled_output,
+            encoded.spatial_token_accdoa[:, :max_tokens],
         )
-        return semantic + delta, num_tokens
+        return semantic + delta
+
+    def get_audio_features(
+        self,
+        input_features: torch.Tensor,
+        feature_attention_mask: torch.Tensor,
+        spatial_features: torch.Tensor | None = None,
+        spatial_attention_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio token embeddings `(batch, max_tokens, text hidden)` and tokens per clip `(batch,)`:
+        `project_audio(encode_audio(...))`."""
+        encoded = self.encode_audio(input_features, feature_attention_mask, spatial_features, spatial_attention_mask)
+        return self.project_audio(encoded), encoded.audio_token_lengths
 
     def forward(
         self,
@@ -569,6 +633,11 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         feature_attention_mask: torch.Tensor | None = None,
         spatial_features: torch.Tensor | None = None,
         spatial_attention_mask: torch.Tensor | None = None,
+        audio_hidden_states: torch.Tensor | None = None,
+        audio_token_lengths: torch.Tensor | None = None,
+        spatial_hidden_states: torch.Tensor | None = None,
+        spatial_pooled_output: torch.Tensor | None = None,
+        spatial_token_accdoa: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         past_key_values=None,
         inputs_embeds: torch.Tensor | None = None,
@@ -578,18 +647,35 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
     ) -> Qwen2AudioModelOutputWithPast:
         r"""Like `Qwen2AudioModel.forward`, plus `spatial_features` `(batch, 7, mels, frames)` and
         `spatial_attention_mask` `(batch, frames)` from [`FOAFeatureExtractor`]. `input_ids` must hold one
-        `<|AUDIO|>` token per audio frame (the processor expands them)."""
+        `<|AUDIO|>` token per audio frame (the processor expands them).
+
+        Instead of the audio features, the audio encoders' outputs can be given (`audio_hidden_states`,
+        `audio_token_lengths`, `spatial_hidden_states`, `spatial_pooled_output`, `spatial_token_accdoa`: the fields
+        of [`SpatialAudioEncoderOutput`], e.g. from an embedding cache); the encoders are then not run."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
             audio_token_mask = input_ids == self.config.audio_token_id
-            if input_features is not None and bool(audio_token_mask.any()):
-                if feature_attention_mask is None:
+            precomputed = SpatialAudioEncoderOutput(
+                audio_hidden_states=audio_hidden_states,
+                audio_token_lengths=audio_token_lengths,
+                spatial_hidden_states=spatial_hidden_states,
+                spatial_pooled_output=spatial_pooled_output,
+                spatial_token_accdoa=spatial_token_accdoa,
+            )
+            if input_features is not None and audio_token_lengths is not None:
+                raise ValueError("Pass either the audio features or the audio encoders' outputs, not both.")
+            if (input_features is not None or audio_token_lengths is not None) and bool(audio_token_mask.any()):
+                if audio_token_lengths is not None:
+                    encoded = precomputed
+                elif feature_attention_mask is None:
                     raise ValueError("feature_attention_mask is required with input_features.")
-                audio_embeds, num_tokens = self.get_audio_features(
-                    input_features, feature_attention_mask, spatial_features, spatial_attention_mask
-                )
+                else:
+                    encoded = self.encode_audio(
+                        input_features, feature_attention_mask, spatial_features, spatial_attention_mask
+                    )
+                audio_embeds, num_tokens = self.project_audio(encoded), encoded.audio_token_lengths
                 valid = torch.arange(audio_embeds.shape[1], device=audio_embeds.device)[None, :] < num_tokens[:, None]
                 audio_embeds = audio_embeds[valid]
                 if audio_embeds.shape[0] != int(audio_token_mask.sum()):
@@ -666,6 +752,11 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
         feature_attention_mask: torch.Tensor | None = None,
         spatial_features: torch.Tensor | None = None,
         spatial_attention_mask: torch.Tensor | None = None,
+        audio_hidden_states: torch.Tensor | None = None,
+        audio_token_lengths: torch.Tensor | None = None,
+        spatial_hidden_states: torch.Tensor | None = None,
+        spatial_pooled_output: torch.Tensor | None = None,
+        spatial_token_accdoa: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         past_key_values=None,
         inputs_embeds: torch.Tensor | None = None,
@@ -682,6 +773,11 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
             feature_attention_mask=feature_attention_mask,
             spatial_features=spatial_features,
             spatial_attention_mask=spatial_attention_mask,
+            audio_hidden_states=audio_hidden_states,
+            audio_token_lengths=audio_token_lengths,
+            spatial_hidden_states=spatial_hidden_states,
+            spatial_pooled_output=spatial_pooled_output,
+            spatial_token_accdoa=spatial_token_accdoa,
             position_ids=position_ids,
             past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
@@ -707,8 +803,10 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
 
 
 __all__ = [
+    "AUDIO_ENCODER_OUTPUT_KEYS",
     "LANGUAGE_MODEL_LORA_TARGETS",
     "SPATIAL_MODULES",
+    "SpatialAudioEncoderOutput",
     "SpatialEncoder",
     "SpatialEncoderOutput",
     "SpatialHybridProjector",

@@ -38,7 +38,14 @@ class SpatialQwenAudioProcessor(Qwen2AudioProcessor):
 
     extractor_options = ("sampling_rate", "input_format", "resample")
 
-    def __call__(self, text=None, audio=None, **kwargs):
+    def __call__(self, text=None, audio=None, audio_token_lengths=None, **kwargs):
+        """Tokenise `text` with `audio` (FOA clips, see the class docstring). With `audio_token_lengths` (audio
+        tokens per clip, in placeholder order) instead of `audio`, only the text is made: each `<|AUDIO|>` expanded
+        to its clip's tokens, for a model given precomputed audio-encoder outputs (an embedding cache)."""
+        if audio_token_lengths is not None:
+            if audio is not None:
+                raise ValueError("Pass either audio or audio_token_lengths, not both.")
+            return self._expand_audio_tokens(text, [int(length) for length in audio_token_lengths], **kwargs)
         options = {key: kwargs.pop(key) for key in self.extractor_options if key in kwargs}
         if options.get("sampling_rate") is None:
             options.pop("sampling_rate", None)
@@ -47,6 +54,20 @@ class SpatialQwenAudioProcessor(Qwen2AudioProcessor):
             return super().__call__(text=text, audio=audio, **kwargs)
         finally:
             self._extractor_options = {}
+
+    def _expand_audio_tokens(self, text, lengths: list[int], **kwargs):
+        texts = [text] if isinstance(text, str) else list(text)
+        pieces = [sample.split(self.audio_token) for sample in texts]
+        if sum(len(parts) - 1 for parts in pieces) != len(lengths):
+            raise ValueError(
+                f"Found {sum(len(parts) - 1 for parts in pieces)} {self.audio_token} placeholder(s) in the text but "
+                f"{len(lengths)} audio_token_lengths; give one length per placeholder."
+            )
+        remaining = iter(lengths)
+        expanded = [
+            parts[0] + "".join(self.audio_token * next(remaining) + part for part in parts[1:]) for parts in pieces
+        ]
+        return self.tokenizer(expanded, **kwargs)
 
     def prepare_inputs_layout(self, images=None, text=None, videos=None, audio=None, **kwargs):
         # The base class would treat a (4, T) array as four mono clips: keep FOA clips whole.

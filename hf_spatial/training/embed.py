@@ -1,0 +1,115 @@
+"""`hf-spatial embed`: precompute a model's audio-encoder outputs for a dataset's clips (the embedding cache).
+
+The language stages (`embedding_cache: DIR`) and `hf-spatial evaluate --embedding-cache DIR` read the cache instead
+of running the frozen Whisper and spatial encoders on every step. Sharded (`--shard-size` clips a file), parallel
+(`--workers` processes, each writing whole shards), resumable and atomic: a killed run leaves only complete shards,
+and the re-run computes the rest, to the same bytes as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from hf_spatial.data import read_foa
+from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache, with_clip_keys
+from hf_spatial.training.common import load_model_and_processor, load_split
+
+logger = logging.getLogger(__name__)
+
+
+def default_cache_root() -> Path:
+    """`$HF_SPATIAL_CACHE/embeddings`, else `~/.cache/hf_spatial/embeddings`."""
+    return Path(os.environ.get("HF_SPATIAL_CACHE") or Path.home() / ".cache" / "hf_spatial") / "embeddings"
+
+
+def embed(
+    model_name_or_path: str | os.PathLike,
+    dataset_dir: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    splits: Sequence[str] = ("train",),
+    batch_size: int = 8,
+    shard_size: int = 256,
+    workers: int = 1,
+    device: str = "cpu",
+) -> AudioEmbeddingCache:
+    """Embed every clip of `splits` of `dataset_dir` that the cache under `out` lacks for this model; returns the
+    cache. The shards are the missing clips in dataset order, `shard_size` at a time, so any number of workers (and
+    any resume) writes the same files."""
+    if batch_size < 1 or shard_size < 1 or workers < 1:
+        raise ValueError(
+            f"--batch-size, --shard-size and --workers must be at least 1 (got {batch_size}, {shard_size}, {workers})."
+        )
+    root = Path(out) if out is not None else default_cache_root()
+    model, processor = load_model_and_processor(str(model_name_or_path))
+    model.to(device).eval()
+    cache = AudioEmbeddingCache.for_model(root, model, processor.feature_extractor)
+    # (key, split, row) of each clip the cache lacks, first occurrence, in dataset order
+    todo: dict[str, tuple[str, int]] = {}
+    for split in splits:
+        keys = with_clip_keys(load_split(dataset_dir, split))[KEY_COLUMN]
+        for row, key in enumerate(keys):
+            if key not in cache and key not in todo:
+                todo[key] = (split, row)
+    missing = list(todo.items())
+    shards = [missing[start : start + shard_size] for start in range(0, len(missing), shard_size)]
+    logger.info(
+        "embedding %d clips in %d shards into %s (%d cached)", len(missing), len(shards), cache.folder, len(cache)
+    )
+    jobs = [(str(model_name_or_path), str(dataset_dir), str(root), shard, batch_size, device) for shard in shards]
+    bar = tqdm(total=len(missing), desc="embed", unit="clip")
+    if workers == 1 or len(shards) <= 1:
+        for job in jobs:
+            bar.update(_embed_shard(*job, model=model, processor=processor))
+    else:
+        with ProcessPoolExecutor(min(workers, len(shards)), mp_context=get_context("spawn")) as pool:
+            for added in pool.map(_embed_shard, *zip(*jobs, strict=True)):
+                bar.update(added)
+    bar.close()
+    return AudioEmbeddingCache.for_model(root, model, processor.feature_extractor)
+
+
+def _embed_shard(model_name_or_path, dataset_dir, root, shard, batch_size, device, model=None, processor=None) -> int:
+    """Compute one shard's clips and store them as one file; in a worker process, load the model first."""
+    if model is None:
+        model, processor = load_model_and_processor(model_name_or_path)
+        model.to(device).eval()
+    cache = AudioEmbeddingCache.for_model(root, model, processor.feature_extractor)
+    datasets = {split: load_split(dataset_dir, split) for split in {split for _, (split, _) in shard}}
+    clips = ((key, read_foa(datasets[split][row]["audio"])) for key, (split, row) in shard)
+    return cache.update(model, processor.feature_extractor, clips, batch_size=batch_size, shard_size=len(shard))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "embed",
+        help="precompute a model's audio-encoder outputs for a dataset (the embedding cache)",
+        description=(
+            "Run the Whisper and spatial encoders of --model once on every clip of --dataset and store their outputs "
+            "in --out, for `train ... --embedding_cache DIR` and `evaluate --embedding-cache DIR`. Resumable."
+        ),
+    )
+    parser.add_argument("--model", required=True, help="model folder (or `tiny`)")
+    parser.add_argument("--dataset", required=True, type=Path, help="simulated or question dataset folder")
+    parser.add_argument("--splits", nargs="+", default=["train"], help="splits to embed (default train)")
+    parser.add_argument("--out", type=Path, default=None, help=f"cache folder (default {default_cache_root()})")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--shard-size", type=int, default=256, help="clips per shard file")
+    parser.add_argument("--workers", type=int, default=1, help="processes, each writing whole shards")
+    parser.add_argument("--device", default="cpu")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cache = embed(
+        args.model, args.dataset, args.out, args.splits, args.batch_size, args.shard_size, args.workers, args.device
+    )
+    print(f"embedding cache: {cache.folder} ({len(cache)} clips)")
+    return 0
