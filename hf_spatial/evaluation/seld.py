@@ -140,7 +140,8 @@ def evaluate_model_seld(
             )
         for i, row in enumerate(rows):
             references = row_reference_labels(row, class_names, dcase_class_names)
-            write_dcase_csv(ref_dir / f"{row['scene_id']}.csv", references)
+            # In centimetres, as STARSS23's metadata: the official 2024 scorer reads reference distances so.
+            write_dcase_csv(ref_dir / f"{row['scene_id']}.csv", references, distance_unit="cm")
             write_dcase_csv(pred_dir / f"{row['scene_id']}.csv", predicted_labels(outputs, i, TOKEN_RATE_HZ))
     return evaluate_csv_folders(
         ref_dir,
