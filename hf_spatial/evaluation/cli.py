@@ -9,6 +9,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+BASELINES = ("intensity", "intensity-oracle", "cascade")
+
 
 def evaluate_benchmark(
     benchmark: str | Path,
@@ -26,9 +28,11 @@ def evaluate_benchmark(
     answer_format: str = "letter",
     scoring: str = "generate",
 ) -> dict:
-    """Evaluate a model (`model`) or a baseline (`baseline`: intensity, or cascade with `model`); writes
-    eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results. `answer_format`
-    and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most likely option)."""
+    """Evaluate a model (`model`) or a baseline (`baseline`: intensity, intensity-oracle, or cascade with `model`);
+    writes eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results.
+    `answer_format` and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most
+    likely option). `intensity` uses no ground truth (single-source items only); `intensity-oracle` is told which
+    estimate is which source (`evaluation.baselines`)."""
     from hf_spatial.evaluation.controls import CONDITIONS
     from hf_spatial.evaluation.items import load_benchmark
     from hf_spatial.evaluation.report import write_outputs
@@ -37,12 +41,12 @@ def evaluate_benchmark(
     model_kwargs = dict(
         device=device, dtype=dtype, max_new_tokens=max_new_tokens, answer_format=answer_format, scoring=scoring
     )
-    if baseline == "intensity":
+    if baseline in ("intensity", "intensity-oracle"):
         if model is not None:
-            raise ValueError("--baseline intensity needs no --model (it is classical signal processing).")
+            raise ValueError(f"--baseline {baseline} needs no --model (it is classical signal processing).")
         from hf_spatial.evaluation.baselines import IntensityBaseline
 
-        predictor = IntensityBaseline()
+        predictor = IntensityBaseline(oracle_identity=baseline == "intensity-oracle")
     elif model is None:
         raise ValueError("Pass --model PATH (a model folder) or --baseline intensity.")
     elif baseline == "cascade":
@@ -54,7 +58,7 @@ def evaluate_benchmark(
 
         predictor = ModelPredictor(model, **model_kwargs)
     else:
-        raise ValueError(f"Unknown baseline {baseline!r}; choose intensity or cascade.")
+        raise ValueError(f"Unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
     bench = load_benchmark(benchmark, max_items=max_items)
     conditions = CONDITIONS if controls else ("full",)
     run = evaluate(predictor, bench, conditions, circular=circular, batch_size=batch_size)
@@ -67,12 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="evaluate a model or baseline on the ASA benchmark, or SELD metrics",
         description=(
-            "Benchmark: --model PATH | --baseline intensity | --baseline cascade --model PATH, with --benchmark DIR. "
+            "Benchmark: --model PATH | --baseline intensity | --baseline intensity-oracle | --baseline cascade "
+            "--model PATH, with --benchmark DIR. "
             "SELD: --seld --ref DIR --pred DIR, or --seld --model PATH --dataset DIR."
         ),
     )
     parser.add_argument("--model", type=Path, help="model folder (our Auto classes or a stock Qwen2-Audio)")
-    parser.add_argument("--baseline", choices=("intensity", "cascade"), help="evaluate a baseline instead")
+    parser.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        help="evaluate a baseline instead: intensity (classical, no ground truth: single-source items), "
+        "intensity-oracle (told the true source identities), cascade (the model's encoder slots as text)",
+    )
     parser.add_argument("--benchmark", type=Path, help="benchmark folder (hf-spatial benchmark build, or TWNM layout)")
     parser.add_argument("--controls", action="store_true", help="also no_audio, mono, spatial_zeroed, rotated")
     parser.add_argument("--circular", action="store_true", help="also ask each item with options rotated 4 times")
