@@ -101,8 +101,18 @@ def test_evaluate_cli_tiny_model_with_controls_and_circular(bench, tiny_model, t
     assert results["conditions"]["full"]["overall"]["n"] == 4
     assert results["conditions"]["circular"]["overall"]["chance"] == pytest.approx(1 / 256)
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert {p["condition"] for p in predictions} >= {"full", "no_audio", "mono", "spatial_zeroed", "rotated"}
+    assert {p["condition"] for p in predictions} >= {"full", "no_audio", "mono", "spatial_zeroed", "rotated", "cascade"}
     assert (out / "report.md").is_file() and (out / "accuracy_levels.png").is_file()
+    # The spatial encoder's own metrics and the cascade baseline on the same items.
+    assert results["cascade"]["overall"]["n"] == 4 and results["cascade"]["model"].startswith("cascade(")
+    encoder = results["encoder"]
+    assert encoder["seld_2024"]["official_clip_length"] and 0 <= encoder["seld_2024"]["f_score"] <= 1
+    assert set(encoder["direction_error"]) <= {"1", "2", "3"} and encoder["num_scenes"] >= 1
+    row = next(iter(encoder["direction_error"].values()))
+    assert set(row) == {"encoder", "intensity"} and 0 <= row["intensity"]["mean_deg"] <= 180
+    assert (out / "encoder" / "seld_metrics_2024.md").is_file()
+    report = (out / "report.md").read_text()
+    assert "## Cascade baseline" in report and "## Spatial encoder" in report
 
 
 def test_model_predictor_prompts_and_spatial_switch(bench, tiny_model):

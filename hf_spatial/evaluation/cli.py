@@ -32,7 +32,11 @@ def evaluate_benchmark(
     writes eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results.
     `answer_format` and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most
     likely option). `intensity` uses no ground truth (single-source items only); `intensity-oracle` is told which
-    estimate is which source (`evaluation.baselines`)."""
+    estimate is which source (`evaluation.baselines`).
+
+    A model with a spatial encoder also gets the encoder's own metrics on the benchmark's scenes (DCASE 2024 SELD,
+    direction error against the classical estimator; `OUT/encoder`) and, with `controls`, the cascade baseline
+    (its encoder's slots as text for its language model) on the same items."""
     from hf_spatial.evaluation.controls import CONDITIONS
     from hf_spatial.evaluation.items import load_benchmark
     from hf_spatial.evaluation.report import write_outputs
@@ -62,8 +66,19 @@ def evaluate_benchmark(
     bench = load_benchmark(benchmark, max_items=max_items)
     conditions = CONDITIONS if controls else ("full",)
     run = evaluate(predictor, bench, conditions, circular=circular, batch_size=batch_size)
+    cascade = encoder = None
+    if baseline is None and hasattr(predictor.model, "get_spatial_outputs"):
+        from hf_spatial.evaluation.predictors import CascadePredictor
+        from hf_spatial.evaluation.seld import evaluate_encoder_on_benchmark
+
+        feature_extractor = predictor.processor.feature_extractor
+        encoder = evaluate_encoder_on_benchmark(predictor.model, feature_extractor, bench, Path(out) / "encoder")
+        if controls:
+            reused = dict(model=predictor.model, processor=predictor.processor)
+            cascade_predictor = CascadePredictor(model, **model_kwargs, **reused)
+            cascade = evaluate(cascade_predictor, bench, ("full",), batch_size=batch_size)
     info = {"num_items": len(bench.items)}
-    return write_outputs(run, out, info, plots=plots)
+    return write_outputs(run, out, info, plots=plots, cascade=cascade, encoder=encoder)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
