@@ -11,7 +11,10 @@ Steps (each one a public API of the package, also runnable alone with the other 
    built locally, with step budgets that fit `--minutes`; sft runs twice, atomic perception first
    (`--tasks l1_direction_sector`), then every scored task;
 4. evaluation on the benchmark (`hf-spatial evaluate`): the model with the no_audio, mono and spatial_zeroed
-   controls, and the classical active-intensity baseline;
+   controls; the cascade baseline (the encoder's slots as text for the same language model); the spatial encoder's
+   own DCASE 2024 SELD metrics and direction error beside the classical active-intensity estimator; and two
+   classical lines: intensity + true source identity (an oracle: told which estimate is which sound) and intensity
+   with no ground truth (single-source items only, shown beside the model on the same items);
 5. a report folder: `demo_results.json`, `demo_report.md` with the tables, plots, the evaluation reports, and the
    final model (`OUT/model`, loads with `AutoModelForMultimodalLM.from_pretrained`).
 
@@ -182,6 +185,18 @@ class DemoPaths:
     def eval_intensity(self) -> Path:
         return self.out / "eval" / "intensity"
 
+    @property
+    def eval_intensity_oracle(self) -> Path:
+        return self.out / "eval" / "intensity_oracle"
+
+    @property
+    def eval_cascade(self) -> Path:
+        return self.out / "eval" / "cascade"
+
+    @property
+    def eval_encoder(self) -> Path:
+        return self.out / "eval" / "encoder"
+
 
 def training_stage(stage: str) -> str:
     """The curriculum stage (`hf-spatial train --stage`) that runs the demo stage `stage`."""
@@ -272,8 +287,33 @@ def _evaluate_intensity(paths: DemoPaths) -> None:
     from hf_spatial.evaluation.runner import evaluate
 
     benchmark = load_benchmark(paths.benchmark)
-    run = evaluate(IntensityBaseline(), benchmark, ("full",))
-    write_outputs(run, paths.eval_intensity, {"num_items": len(benchmark.items)})
+    for oracle, folder in ((True, paths.eval_intensity_oracle), (False, paths.eval_intensity)):
+        run = evaluate(IntensityBaseline(oracle_identity=oracle), benchmark, ("full",))
+        write_outputs(run, folder, {"num_items": len(benchmark.items)})
+
+
+def _evaluate_cascade(paths: DemoPaths, batch_size: int) -> None:
+    from hf_spatial.evaluation.items import load_benchmark
+    from hf_spatial.evaluation.predictors import CascadePredictor
+    from hf_spatial.evaluation.report import write_outputs
+    from hf_spatial.evaluation.runner import evaluate
+
+    benchmark = load_benchmark(paths.benchmark)
+    # The same language model, asked and scored as the model is, reading the encoder's detections as text.
+    predictor = CascadePredictor(paths.model, answer_format="text", scoring="likelihood")
+    run = evaluate(predictor, benchmark, ("full",), batch_size=batch_size)
+    write_outputs(run, paths.eval_cascade, {"num_items": len(benchmark.items)})
+
+
+def _evaluate_encoder(paths: DemoPaths) -> None:
+    from transformers import AutoModelForMultimodalLM, AutoProcessor
+
+    from hf_spatial.evaluation.items import load_benchmark
+    from hf_spatial.evaluation.seld import evaluate_encoder_on_benchmark
+
+    model = AutoModelForMultimodalLM.from_pretrained(paths.model).eval()
+    extractor = AutoProcessor.from_pretrained(paths.model).feature_extractor
+    evaluate_encoder_on_benchmark(model, extractor, load_benchmark(paths.benchmark), paths.eval_encoder)
 
 
 @dataclass
@@ -367,8 +407,20 @@ def demo_steps(
             lambda: (paths.eval_model / EVAL_RESULTS).is_file(),
         ),
         Step(
+            "cascade",
+            "evaluate the cascade baseline: the encoder's detections as text for the same language model",
+            lambda: _evaluate_cascade(paths, batch_size=16),
+            lambda: (paths.eval_cascade / EVAL_RESULTS).is_file(),
+        ),
+        Step(
+            "encoder_metrics",
+            "the spatial encoder on the benchmark's scenes: DCASE 2024 SELD metrics, direction error",
+            lambda: _evaluate_encoder(paths),
+            lambda: (paths.eval_encoder / "encoder_metrics.json").is_file(),
+        ),
+        Step(
             "intensity",
-            "evaluate the classical active-intensity baseline",
+            "evaluate the classical active-intensity baselines (oracle source identity; no ground truth)",
             lambda: _evaluate_intensity(paths),
             lambda: (paths.eval_intensity / EVAL_RESULTS).is_file(),
         ),
@@ -401,11 +453,25 @@ def _read_records(eval_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], seconds: dict[str, float]):
-    """The demo's results: scored accuracy per condition (model controls + intensity baseline), targets, paths."""
+    """The demo's results: scored accuracy per condition (model controls, cascade, oracle intensity baseline), the
+    fair classical line beside the model on its single-source items, the encoder's metrics, targets, paths."""
     model_records = _read_records(paths.eval_model)
-    intensity_records = _read_records(paths.eval_intensity)
+    oracle_records = _read_records(paths.eval_intensity_oracle)["full"]
+    fair_records = _read_records(paths.eval_intensity)["full"]
     rows = {condition: scored_metrics(model_records[condition]) for condition in MODEL_CONDITIONS}
-    rows["intensity"] = scored_metrics(intensity_records["full"])
+    rows["cascade"] = scored_metrics(_read_records(paths.eval_cascade)["full"])
+    rows["intensity_oracle"] = scored_metrics(oracle_records)
+    # The fair line answers single-source items only: every line on exactly those items.
+    fair_items = {record["sample_id"] for record in fair_records}
+    single_source = {
+        name: scored_metrics([record for record in records if record["sample_id"] in fair_items])
+        for name, records in (
+            ("full", model_records["full"]),
+            ("mono", model_records["mono"]),
+            ("intensity_oracle", oracle_records),
+            ("intensity", fair_records),
+        )
+    }
     full, mono = rows["full"]["scored"], rows["mono"]["scored"]
     gap = full["accuracy"] - mono["accuracy"]
     return {
@@ -413,6 +479,8 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
         "plan": asdict(plan),
         "sources": sources,
         "conditions": rows,
+        "single_source": single_source if fair_items else None,
+        "encoder": json.loads((paths.eval_encoder / "encoder_metrics.json").read_text(encoding="utf-8")),
         "targets": {
             "full_minus_mono_points": round(100 * gap, 1),
             "mono_minus_chance_points": round(100 * (mono["accuracy"] - mono["chance"]), 1),
@@ -426,6 +494,9 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
             "benchmark": str(paths.benchmark),
             "evaluation": str(paths.eval_model),
             "intensity_baseline": str(paths.eval_intensity),
+            "intensity_oracle": str(paths.eval_intensity_oracle),
+            "cascade": str(paths.eval_cascade),
+            "encoder": str(paths.eval_encoder),
         },
     }
 
@@ -435,7 +506,9 @@ CONDITION_LABELS = {
     "no_audio": "no audio",
     "mono": "mono (W only)",
     "spatial_zeroed": "spatial branch zeroed",
-    "intensity": "intensity baseline",
+    "cascade": "cascade (encoder slots as text)",
+    "intensity_oracle": "intensity + true source identity (oracle)",
+    "intensity": "intensity, no ground truth",
 }
 
 
@@ -451,15 +524,16 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
     rows = results["conditions"]
     chance = rows["full"]["scored"]["chance"]
     targets = results["targets"]
+    width = max(len(CONDITION_LABELS[name]) for name in rows) + 2
     lines = [
         f"Held-out benchmark, L1+L2 direction/relation tasks ({rows['full']['scored']['n']} questions):",
         f"  {', '.join(results['tasks'])}",
         "",
-        f"  {'condition':<24}{'accuracy (95% CI)':>24}",
+        f"  {'condition':<{width}}{'accuracy (95% CI)':>24}",
     ]
-    lines += [f"  {CONDITION_LABELS[name]:<24}{_percent(row['scored']):>24}" for name, row in rows.items()]
+    lines += [f"  {CONDITION_LABELS[name]:<{width}}{_percent(row['scored']):>24}" for name, row in rows.items()]
     lines += [
-        f"  {'chance':<24}{' ' * 6}{100 * chance:5.1f}%",  # under the accuracies (right-aligned to 24)
+        f"  {'chance':<{width}}{' ' * 6}{100 * chance:5.1f}%",  # under the accuracies (right-aligned to 24)
         "",
         f"  full - mono: {targets['full_minus_mono_points']:+.1f} points (target >= +20: "
         f"{'met' if targets['full_at_least_20_points_above_mono'] else 'not met'}); mono - chance: "
@@ -471,12 +545,42 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"  level {level} ({LEVEL_NAMES[int(level)]}): full {full:.1f}% vs mono {mono:.1f}% ({full - mono:+.1f})"
         )
+    single = results["single_source"]
+    if single:
+        accuracy = {name: 100 * single[name]["scored"]["accuracy"] for name in single}
+        lines.append(
+            f"  single-source items ({single['intensity']['scored']['n']}; no source identity needed): "
+            + ", ".join(f"{CONDITION_LABELS[name]} {value:.1f}%" for name, value in accuracy.items())
+        )
+    lines += _encoder_lines(results["encoder"])
     lines.append(f"  sources: {results['sources']['reason']}")
     return lines
 
 
+def _encoder_lines(encoder: Mapping[str, Any]) -> list[str]:
+    """The spatial encoder's DCASE 2024 headline and its direction error beside the classical estimator."""
+
+    def number(value: float | None, digits: int) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    seld = encoder["seld_2024"]
+    lines = [
+        f"  spatial encoder, DCASE 2024 on {encoder['num_scenes']} scenes: F20 {number(seld['f_score'], 3)}, "
+        f"DOAE {number(seld['doa_error'], 1)} deg, RDE {number(seld['relative_distance_error'], 3)}, "
+        f"SELD score {number(seld['seld_score'], 3)}"
+    ]
+    for count, row in encoder["direction_error"].items():
+        lines.append(
+            f"  direction error, {count} source(s) ({row['encoder']['n']} scenes): encoder "
+            f"{row['encoder']['mean_deg']:.1f} deg vs classical intensity {row['intensity']['mean_deg']:.1f} deg (mean)"
+        )
+    return lines
+
+
 def report_markdown(results: Mapping[str, Any]) -> str:
-    """demo_report.md: what ran, the scored table per condition, level and task, the plots, where things are."""
+    """demo_report.md: what ran, the scored table per condition, level and task, the fair classical line, the
+    spatial encoder's metrics, the plots, where things are."""
+    from hf_spatial.evaluation.seld import encoder_markdown
     from hf_spatial.tasks.registry import LEVEL_NAMES
 
     plan, rows = results["plan"], results["conditions"]
@@ -501,8 +605,12 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         "## Accuracy on the scored tasks",
         "",
         "Accuracy in % with 95% Wilson intervals. Controls: no audio (the question alone), mono (X, Y, Z zeroed: "
-        "W only), spatial branch zeroed (the model without its spatial encoder); the intensity baseline answers "
-        "from classical active-intensity direction estimates.",
+        "W only), spatial branch zeroed (the model without its spatial encoder). Baselines: the cascade gives the "
+        "same language model the spatial encoder's detections as text instead of audio tokens; intensity + true "
+        "source identity is an **oracle**: classical active-intensity directions, matched to the true sources on "
+        "their true directions, so it is told which estimate is which sound (an upper bound for a localiser "
+        "that cannot recognise sounds, not a competitor). The fair classical line, which uses no ground truth, "
+        "follows the table.",
         "",
         "| slice | chance | " + " | ".join(CONDITION_LABELS[n] for n in names) + " |",
         "|---|---:|" + "---:|" * len(names),
@@ -529,6 +637,40 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         f"Full minus mono: **{targets['full_minus_mono_points']:+.1f} points** (target >= +20); mono minus chance: "
         f"**{targets['mono_minus_chance_points']:+.1f} points** (target within 10).",
         "",
+        "## Classical line without ground truth: single-source items",
+        "",
+        "A direction finder does not recognise sounds: tying its estimates to the named sounds by any rule would "
+        "still use the true source count and the sounds present. So the fair classical line (the strongest "
+        "active-intensity direction, nothing from the metadata) answers only the items whose scene has one "
+        "source, where no identity is needed; every line below is scored on exactly those items.",
+        "",
+    ]
+    single = results["single_source"]
+    if single:
+        single_names = list(single)
+        lines += [
+            "| slice | chance | " + " | ".join(CONDITION_LABELS[n] for n in single_names) + " |",
+            "|---|---:|" + "---:|" * len(single_names),
+        ]
+        lines.append(
+            f"| **single-source items** | {100 * single['intensity']['scored']['chance']:.1f} | "
+            + " | ".join(cell(single[n]["scored"]) for n in single_names)
+            + " |"
+        )
+        lines += [
+            f"| `{task}` | {100 * metric['chance']:.1f} | "
+            + " | ".join(cell(single[n]["tasks"].get(task)) for n in single_names)
+            + " |"
+            for task, metric in single["intensity"]["tasks"].items()
+        ]
+    else:
+        lines.append("The benchmark has no single-source item the classical line applies to.")
+    lines += [
+        "",
+        encoder_markdown(results["encoder"])
+        .replace("## Spatial encoder", "## Spatial encoder (hearing alone)")
+        .rstrip(),
+        "",
         "![accuracy per condition](plots/scored_accuracy.png)",
         "",
         "![accuracy per task](plots/task_accuracy.png)",
@@ -544,7 +686,9 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         f"- Model: `{results['paths']['model']}` (`AutoModelForMultimodalLM.from_pretrained`, `AutoProcessor`).",
         f"- Benchmark: `{results['paths']['benchmark']}` (`load_dataset`, and a TWNM layout in `twnm/`).",
         f"- Full evaluation reports (per level, per task, plots, predictions): `{results['paths']['evaluation']}`, "
-        f"`{results['paths']['intensity_baseline']}`.",
+        f"`{results['paths']['cascade']}`, `{results['paths']['intensity_oracle']}`, "
+        f"`{results['paths']['intensity_baseline']}`; the encoder's SELD report and CSVs: "
+        f"`{results['paths']['encoder']}`.",
         "- Each step alone: `hf-spatial simulate`, `questions`, `benchmark build`, `train --stage ...`, `evaluate`.",
     ]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,8 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     assert "L1+L2 direction/relation tasks" in stdout and "mono (W only)" in stdout and "chance" in stdout
     assert f"model:     {out / 'model'}" in stdout
     results = json.loads((out / demo.RESULTS_FILE).read_text())
-    assert set(results["conditions"]) == {"full", "no_audio", "mono", "spatial_zeroed", "intensity"}
+    conditions = {"full", "no_audio", "mono", "spatial_zeroed", "cascade", "intensity_oracle"}
+    assert set(results["conditions"]) == conditions
     for row in results["conditions"].values():
         scored = row["scored"]
         assert scored["n"] == results["plan"]["benchmark_items"] and 0 <= scored["accuracy"] <= 1
@@ -43,10 +44,24 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     }
     report = (out / demo.REPORT_FILE).read_text()
     assert "| **all scored** |" in report and "l1_direction_sector" in report
+    # The oracle is labelled so, the fair classical line, the encoder's own metrics and the cascade are shown.
+    assert (
+        "intensity + true source identity (oracle)" in report and "intensity + true source identity (oracle)" in stdout
+    )
+    assert "## Classical line without ground truth: single-source items" in report
+    single = results["single_source"]
+    if single:  # every line scored on the same single-source items
+        assert len({row["scored"]["n"] for row in single.values()}) == 1 and "single-source items" in stdout
+    assert "## Spatial encoder (hearing alone)" in report and "cascade (encoder slots as text)" in report
+    encoder = results["encoder"]
+    assert encoder["seld_2024"]["official_clip_length"] and "spatial encoder, DCASE 2024" in stdout
+    assert all(set(row) == {"encoder", "intensity"} for row in encoder["direction_error"].values())
     assert "| level 1 (atomic perception) |" in report and "level 1 (atomic perception): full " in stdout
     for plot in ("scored_accuracy.png", "task_accuracy.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
-    assert (out / "eval" / "model" / "report.md").is_file() and (out / "eval" / "intensity" / "report.md").is_file()
+    for folder in ("model", "cascade", "intensity", "intensity_oracle"):
+        assert (out / "eval" / folder / "report.md").is_file()
+    assert (out / "eval" / "encoder" / "seld_metrics_2024.md").is_file()
     history = json.loads((out / "model" / "training_stages.json").read_text())
     assert [stage["stage"] for stage in history["stages"]] == ["encoder", "align", "sft", "sft", "grpo"]
     perception, sft = history["stages"][2:4]  # atomic perception first, then every scored task
@@ -76,7 +91,7 @@ def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
     out, _ = demo_dir
     before = json.loads((out / demo.RESULTS_FILE).read_text())
     again = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
-    assert again.stderr.count("done in an earlier run, skipped") == 10
+    assert again.stderr.count("done in an earlier run, skipped") == 12
     after = json.loads((out / demo.RESULTS_FILE).read_text())
     assert after["conditions"] == before["conditions"]
     refused = run_cli("demo", "--out", str(out), "--minutes", "5", "--sources", "procedural", check=False)

@@ -101,8 +101,18 @@ def test_evaluate_cli_tiny_model_with_controls_and_circular(bench, tiny_model, t
     assert results["conditions"]["full"]["overall"]["n"] == 4
     assert results["conditions"]["circular"]["overall"]["chance"] == pytest.approx(1 / 256)
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert {p["condition"] for p in predictions} >= {"full", "no_audio", "mono", "spatial_zeroed", "rotated"}
+    assert {p["condition"] for p in predictions} >= {"full", "no_audio", "mono", "spatial_zeroed", "rotated", "cascade"}
     assert (out / "report.md").is_file() and (out / "accuracy_levels.png").is_file()
+    # The spatial encoder's own metrics and the cascade baseline on the same items.
+    assert results["cascade"]["overall"]["n"] == 4 and results["cascade"]["model"].startswith("cascade(")
+    encoder = results["encoder"]
+    assert encoder["seld_2024"]["official_clip_length"] and 0 <= encoder["seld_2024"]["f_score"] <= 1
+    assert set(encoder["direction_error"]) <= {"1", "2", "3"} and encoder["num_scenes"] >= 1
+    row = next(iter(encoder["direction_error"].values()))
+    assert set(row) == {"encoder", "intensity"} and 0 <= row["intensity"]["mean_deg"] <= 180
+    assert (out / "encoder" / "seld_metrics_2024.md").is_file()
+    report = (out / "report.md").read_text()
+    assert "## Cascade baseline" in report and "## Spatial encoder" in report
 
 
 def test_model_predictor_prompts_and_spatial_switch(bench, tiny_model):
@@ -216,27 +226,36 @@ def test_intensity_baseline_near_perfect_on_anechoic_scenes(tmp_path):
         path = tmp_path / f"{scene.scene_id}.flac"
         path.write_bytes(encode_flac(render_scene(scene, bank, anechoic=True)))
         items += [{**it, "scene": scene.to_json(), "audio_path": str(path)} for it in generate_questions(scene, k)]
-    run = evaluate(IntensityBaseline(), Benchmark("anechoic", items), ("full", "rotated"))
+    benchmark = Benchmark("anechoic", items)
+    run = evaluate(IntensityBaseline(oracle_identity=True), benchmark, ("full", "rotated"))
+    assert run.predictor == "intensity + true source identity (oracle)"
     full = run.records["full"]
     assert {r["task"] for r in full} >= {"l1_direction_sector", "l1_azimuth", "l3_navigation"}
     assert "l1_count_sources" not in {r["task"] for r in full}  # not applicable: excluded and reported
     assert run.excluded["full"]["task not applicable to this predictor"] > 0
     assert np.mean([r["correct"] for r in full]) >= 0.9
     assert np.mean([r["correct"] for r in run.records["rotated"]]) >= 0.9
+    # Without ground truth: the single-source scenes' items only (no identity to know), as accurate there.
+    fair = evaluate(IntensityBaseline(), benchmark, ("full",))
+    single = {item["sample_id"] for item in items if len(SceneSpec.from_json(item["scene"]).sources) == 1}
+    assert {r["sample_id"] for r in fair.records["full"]} == single & {r["sample_id"] for r in full}
+    assert np.mean([r["correct"] for r in fair.records["full"]]) >= 0.9
 
 
 def test_seld_cli_on_csv_folders(tmp_path):
     ref, pred = tmp_path / "ref", tmp_path / "pred"
     for folder in (ref, pred):
         folder.mkdir()
-        (folder / "clip.csv").write_text("0,1,0,30,0,1.5\n1,1,0,30,0,1.5\n2,2,0,-90,10,2.0\n")
+    # References in cm (STARSS23), predictions in m; the official scorer does not score the last frame (2).
+    (ref / "clip.csv").write_text("0,1,0,30,0,150\n1,1,0,30,0,150\n2,2,0,-90,10,200\n")
+    (pred / "clip.csv").write_text("0,1,0,30,0,1.5\n1,1,0,30,0,1.5\n2,2,0,-90,10,2.0\n")
     result = run_cli(
         "evaluate", "--seld", "--ref", str(ref), "--pred", str(pred), "--edition", "2024", "--num-classes", "3"
     )
-    for metric in ("doa_error 0.000", "relative_distance_error 0.000", "error_rate 0.000"):
+    for metric in ("f_score 0.333", "relative_distance_error 0.000", "error_rate 0.000"):  # F: 1 of 3 classes
         assert metric in result.stdout
     saved = json.loads((pred / "seld_metrics_2024.json").read_text())
-    assert saved["metrics"]["num_references"] == 3
+    assert saved["metrics"]["num_references"] == 2
     failed = run_cli("evaluate", "--seld", "--ref", str(ref), check=False)
     assert failed.returncode == 2 and "needs both --ref DIR and --pred DIR" in failed.stderr
 

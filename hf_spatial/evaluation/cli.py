@@ -9,6 +9,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+BASELINES = ("intensity", "intensity-oracle", "cascade")
+
 
 def evaluate_benchmark(
     benchmark: str | Path,
@@ -27,10 +29,16 @@ def evaluate_benchmark(
     scoring: str = "generate",
     embedding_cache: str | Path | None = None,
 ) -> dict:
-    """Evaluate a model (`model`) or a baseline (`baseline`: intensity, or cascade with `model`); writes
-    eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results. `answer_format`
-    and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most likely option);
-    `embedding_cache` a folder of cached audio-encoder outputs (`hf-spatial embed`)."""
+    """Evaluate a model (`model`) or a baseline (`baseline`: intensity, intensity-oracle, or cascade with `model`);
+    writes eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results.
+    `answer_format` and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most
+    likely option); `embedding_cache` a folder of cached audio-encoder outputs (`hf-spatial embed`). `intensity`
+    uses no ground truth (single-source items only); `intensity-oracle` is told which estimate is which source
+    (`evaluation.baselines`).
+
+    A model with a spatial encoder also gets the encoder's own metrics on the benchmark's scenes (DCASE 2024 SELD,
+    direction error against the classical estimator; `OUT/encoder`) and, with `controls`, the cascade baseline
+    (its encoder's slots as text for its language model) on the same items."""
     from hf_spatial.evaluation.controls import CONDITIONS
     from hf_spatial.evaluation.items import load_benchmark
     from hf_spatial.evaluation.report import write_outputs
@@ -39,12 +47,12 @@ def evaluate_benchmark(
     model_kwargs = dict(
         device=device, dtype=dtype, max_new_tokens=max_new_tokens, answer_format=answer_format, scoring=scoring
     )
-    if baseline == "intensity":
+    if baseline in ("intensity", "intensity-oracle"):
         if model is not None:
-            raise ValueError("--baseline intensity needs no --model (it is classical signal processing).")
+            raise ValueError(f"--baseline {baseline} needs no --model (it is classical signal processing).")
         from hf_spatial.evaluation.baselines import IntensityBaseline
 
-        predictor = IntensityBaseline()
+        predictor = IntensityBaseline(oracle_identity=baseline == "intensity-oracle")
     elif model is None:
         raise ValueError("Pass --model PATH (a model folder) or --baseline intensity.")
     elif baseline == "cascade":
@@ -56,12 +64,23 @@ def evaluate_benchmark(
 
         predictor = ModelPredictor(model, embedding_cache=embedding_cache, **model_kwargs)
     else:
-        raise ValueError(f"Unknown baseline {baseline!r}; choose intensity or cascade.")
+        raise ValueError(f"Unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
     bench = load_benchmark(benchmark, max_items=max_items)
     conditions = CONDITIONS if controls else ("full",)
     run = evaluate(predictor, bench, conditions, circular=circular, batch_size=batch_size)
+    cascade = encoder = None
+    if baseline is None and hasattr(predictor.model, "get_spatial_outputs"):
+        from hf_spatial.evaluation.predictors import CascadePredictor
+        from hf_spatial.evaluation.seld import evaluate_encoder_on_benchmark
+
+        feature_extractor = predictor.processor.feature_extractor
+        encoder = evaluate_encoder_on_benchmark(predictor.model, feature_extractor, bench, Path(out) / "encoder")
+        if controls:
+            reused = dict(model=predictor.model, processor=predictor.processor)
+            cascade_predictor = CascadePredictor(model, **model_kwargs, **reused)
+            cascade = evaluate(cascade_predictor, bench, ("full",), batch_size=batch_size)
     info = {"num_items": len(bench.items)}
-    return write_outputs(run, out, info, plots=plots)
+    return write_outputs(run, out, info, plots=plots, cascade=cascade, encoder=encoder)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,12 +88,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="evaluate a model or baseline on the ASA benchmark, or SELD metrics",
         description=(
-            "Benchmark: --model PATH | --baseline intensity | --baseline cascade --model PATH, with --benchmark DIR. "
+            "Benchmark: --model PATH | --baseline intensity | --baseline intensity-oracle | --baseline cascade "
+            "--model PATH, with --benchmark DIR. "
             "SELD: --seld --ref DIR --pred DIR, or --seld --model PATH --dataset DIR."
         ),
     )
     parser.add_argument("--model", type=Path, help="model folder (our Auto classes or a stock Qwen2-Audio)")
-    parser.add_argument("--baseline", choices=("intensity", "cascade"), help="evaluate a baseline instead")
+    parser.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        help="evaluate a baseline instead: intensity (classical, no ground truth: single-source items), "
+        "intensity-oracle (told the true source identities), cascade (the model's encoder slots as text)",
+    )
     parser.add_argument("--benchmark", type=Path, help="benchmark folder (hf-spatial benchmark build, or TWNM layout)")
     parser.add_argument("--controls", action="store_true", help="also no_audio, mono, spatial_zeroed, rotated")
     parser.add_argument("--circular", action="store_true", help="also ask each item with options rotated 4 times")

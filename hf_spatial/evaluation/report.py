@@ -11,6 +11,7 @@ from typing import Any
 
 from hf_spatial.atomic import write_text_atomic
 from hf_spatial.evaluation.runner import EvaluationRun
+from hf_spatial.evaluation.seld import encoder_markdown
 from hf_spatial.tasks.scoring import markdown_table, summarize
 
 RESULTS_FILE = "eval_results.json"  # = hf_spatial.hub.RESULTS_FILE
@@ -38,14 +39,26 @@ def condition_results(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def results_dict(run: EvaluationRun, benchmark_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The eval_results.json content: benchmark, predictor, conditions (hub shape) and exclusions."""
-    return {
+def results_dict(
+    run: EvaluationRun,
+    benchmark_info: Mapping[str, Any] | None = None,
+    cascade: EvaluationRun | None = None,
+    encoder: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The eval_results.json content: benchmark, predictor, conditions (hub shape) and exclusions; with a spatial
+    encoder, the cascade baseline's results (`cascade`, full condition) and the encoder's own metrics (`encoder`,
+    `seld.evaluate_encoder_on_benchmark`)."""
+    results = {
         "benchmark": {"name": run.benchmark, "split": "test", **(benchmark_info or {})},
         "model": run.predictor,
         "conditions": {name: condition_results(records) for name, records in run.records.items() if records},
         "excluded": run.excluded,
     }
+    if cascade is not None and cascade.records.get("full"):
+        results["cascade"] = {"model": cascade.predictor, **condition_results(cascade.records["full"])}
+    if encoder is not None:
+        results["encoder"] = dict(encoder)
+    return results
 
 
 CONDITION_NOTES = {
@@ -93,6 +106,22 @@ def markdown_report(results: Mapping[str, Any], run: EvaluationRun, plots: Seque
     for label, get, reference in slices:
         row = " | ".join(_cell(get(conditions[name])) for name in names)
         lines.append(f"| {label} | {100 * reference['chance']:.1f} | {row} |")
+    if "cascade" in results:
+        cascade = results["cascade"]
+        lines += [
+            "",
+            "## Cascade baseline",
+            "",
+            f"`{cascade['model']}`: the spatial encoder's detections written as text before the question, answered by "
+            "the same language model without audio tokens (full condition, same items).",
+            "",
+            "| slice | chance | full | cascade |",
+            "|---|---:|---|---|",
+        ]
+        for label, get, reference in slices:
+            lines.append(f"| {label} | {100 * reference['chance']:.1f} | {_cell(get(main))} | {_cell(get(cascade))} |")
+    if "encoder" in results:
+        lines += ["", encoder_markdown(results["encoder"]).rstrip("\n")]
     if "full" in run.records:
         lines += ["", "## Full condition", "", markdown_table(summarize(run.records["full"]))]
     excluded = {name: reasons for name, reasons in results["excluded"].items() if reasons}
@@ -107,11 +136,20 @@ def markdown_report(results: Mapping[str, Any], run: EvaluationRun, plots: Seque
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(run: EvaluationRun, out_dir: str | os.PathLike, benchmark_info=None, plots: bool = True):
-    """Write eval_results.json, report.md, predictions.jsonl and the plots into `out_dir`; returns the results."""
+def write_outputs(
+    run: EvaluationRun,
+    out_dir: str | os.PathLike,
+    benchmark_info: Mapping[str, Any] | None = None,
+    plots: bool = True,
+    cascade: EvaluationRun | None = None,
+    encoder: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write eval_results.json, report.md, predictions.jsonl and the plots into `out_dir`; returns the results
+    (`cascade`, `encoder`: see `results_dict`; the cascade's predictions go to predictions.jsonl as condition
+    `cascade`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = results_dict(run, benchmark_info)
+    results = results_dict(run, benchmark_info, cascade, encoder)
     plot_paths: list[str] = []
     if plots:
         from hf_spatial.evaluation.plots import write_plots
@@ -120,5 +158,7 @@ def write_outputs(run: EvaluationRun, out_dir: str | os.PathLike, benchmark_info
     write_text_atomic(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
     write_text_atomic(out / REPORT_FILE, markdown_report(results, run, plot_paths))
     lines = [json.dumps(record, default=str) for records in run.records.values() for record in records]
+    if cascade is not None:
+        lines += [json.dumps({**record, "condition": "cascade"}, default=str) for record in cascade.records["full"]]
     write_text_atomic(out / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     return results

@@ -1,35 +1,44 @@
 """DCASE SELD metrics: the 2023 (ER20, F20, LE_CD, LR_CD) and 2024 (F20, DOAE, RDE) definitions.
 
-Both re-implement the official task 3 baselines on frame-wise labels (`hf_spatial.data.dcase_csv.FrameLabels`):
-2023 = `SELD_evaluation_metrics.SELDMetrics` of the DCASE 2022/2023 baselines (kept as `SELDMetricsSegmentLevel`
-in the 2024 baseline), 2024 = `SELDMetrics` of partha2409/DCASE2024_seld_baseline with its default parameters
-(macro average, lad_doa_thresh 20, lad_reldist_thresh 1.0, lad_dist_thresh inf, frame-wise). Counts accumulate
-over all files before the scores are computed; scores are macro averages over the `num_classes` classes (over
-the classes with any reference or prediction when `ignore_absent_classes=True`).
+Both reproduce the official task 3 scorers on frame-wise labels (`hf_spatial.data.dcase_csv.FrameLabels`): 2023 =
+`SELDMetrics` of sharathadavanne/seld-dcase2023 (kept as `SELDMetricsSegmentLevel` in the 2024 baseline), 2024 =
+`SELDMetrics` of partha2409/DCASE2024_seld_baseline with its default parameters (macro average, lad_doa_thresh 20,
+lad_reldist_thresh 1.0, lad_dist_thresh inf, frame-wise). `tests/data/dcase_official_cases.json` holds cases scored
+by the unmodified official code and `tests/test_seld_metrics.py` checks that these functions give the same numbers.
+Counts accumulate over all files before the scores are computed; scores are macro averages over all
+`num_classes` classes, absent classes included (over the classes with any reference or prediction when
+`ignore_absent_classes=True`, which is not the official rule).
+
+Clip length (the official rules, which look like accidents but decide leaderboard numbers): the scorers take the
+largest reference frame index m of a file as its length. DCASE 2024 scores frames 0..m-1, so the last reference
+frame is dropped; DCASE 2023 scores ceil(m / 10) whole 1 s segments, i.e. frames 0..10 ceil(m / 10) - 1. Predicted
+frames past that are ignored, and a file whose references are all in frame 0 (or that has none) scores nothing.
+Passing `num_frames` instead scores exactly the frames 0..num_frames-1 of each clip, so that every false alarm of a
+clip of known length counts: not the official rule (say so when reporting such numbers).
 
 Matching: in each frame, the references and predictions of one class are paired by the Hungarian algorithm on
-their angular distance (`conventions.angular_distance`); extra references are false negatives and extra
-predictions false positives. The error rate counts, per frame (2024) or segment (2023), S = min(FP, FN),
-D = max(0, FN - FP), I = max(0, FP - FN) over all classes: ER = (S + D + I) / number of references.
+their angular distance; extra references are false negatives and extra predictions false positives. The error
+rate counts, per frame (2024) or segment (2023), S = min(FP, FN), D = max(0, FN - FP), I = max(0, FP - FN) over
+all classes: ER = (S + D + I) / number of references (the scorers divide by eps when there is no reference; we
+return 0, or infinity when there are errors).
 
 DCASE 2023 (`seld_metrics_2023`): evaluated in 1 s segments of 10 label frames. Within a segment, a class has
 as many reference (prediction) tracks as its largest number of simultaneous events in one frame. Each reference
-track (the reference's position in its frame's list, as in the baseline) gets the mean angular error of its
+track (the reference's position in its frame's list, as in the scorer) gets the mean angular error of its
 frame-wise matches; that counts as a localisation TP (LE_CD, LR_CD) and as a detection TP if <= 20 deg, else as
 a spatial FP. More predicted than reference tracks adds FPs, fewer adds FNs; a class active on both sides but
-never in the same frame adds the number of predicted tracks as FNs (the baseline's rule). F = TP / (TP +
+never in the same frame adds the number of predicted tracks as FNs (the scorer's rule). F = TP / (TP +
 FP_spatial + (FP + FN) / 2); LE_CD = mean matched error (180 deg for a class without any match); LR_CD =
-matched / (matched + FN). SELD score = mean(ER, 1 - F, LE_CD / 180, 1 - LR_CD).
+matched / (matched + FN). SELD score = mean over classes of mean(ER, 1 - F, LE_CD / 180, 1 - LR_CD).
 
 DCASE 2024 (`seld_metrics_2024`): frame-wise at 100 ms, no segments. A matched pair is a detection TP only when
 its angular error is <= 20 deg AND its relative distance error |d_pred - d_ref| / d_ref is <= 1.0 (failing
-either makes it a spatial FP). DOAE and RDE average over all same-class matched pairs (the baseline's
-class-aware TPs, without the thresholds); classes without a match are left out of their macro average (NaN).
-SELD score = per-class mean of (1 - F, DOAE / 180, RDE) ignoring NaN, averaged over classes.
-
-One deliberate difference: a clip spans every labelled frame of reference and prediction (or `num_frames`),
-whereas the baselines take the last reference frame index as the clip length: they ignore false alarms after
-the last reference event, and the 2024 baseline also drops that last frame.
+either makes it a spatial FP). DOAE and RDE average over all same-class matched pairs (without the thresholds);
+a class without a match has NaN DOAE / RDE and is left out of their macro average (nanmean). SELD score = per
+class nanmean(1 - F, DOAE / 180, RDE), averaged over classes. The 2024 scorer measures angles between unit vectors
+normalised by sqrt(|v|^2 + 1e-10), so identical directions are 8.1e-4 deg apart and an error of exactly 20 deg
+fails the threshold; `_angles_2024` does the same. Its reference files give distances in centimetres, its
+prediction files in metres (`evaluate_csv_folders`' defaults).
 """
 
 from __future__ import annotations
@@ -47,13 +56,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from hf_spatial.atomic import write_text_atomic
-from hf_spatial.conventions import angular_distance
+from hf_spatial.conventions import angular_distance, unit_vector
 from hf_spatial.data.dcase_csv import (
     LABEL_FRAMES_PER_SECOND,
     DistanceUnit,
     FrameLabels,
     SELDEvent,
-    num_label_frames,
     read_dcase_csv,
 )
 
@@ -69,6 +77,7 @@ __all__ = [
 
 SEGMENT_FRAMES = LABEL_FRAMES_PER_SECOND  # DCASE 2023 aggregates 1 s segments of 10 label frames
 _EPS = float(np.finfo(float).eps)
+_NORM_EPS_2024 = 1e-10  # added under the square root of the DCASE 2024 scorer's vector norms
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class SELDMetrics2023:
     num_references: int
     num_averaged_classes: int
     doa_threshold: float
+    official_clip_length: bool
     per_class: list[dict[str, float]] = field(repr=False)
 
     edition = 2023
@@ -115,6 +125,7 @@ class SELDMetrics2024:
     doa_threshold: float
     relative_distance_threshold: float
     distance_threshold: float
+    official_clip_length: bool
     per_class: list[dict[str, float]] = field(repr=False)
 
     edition = 2024
@@ -189,42 +200,71 @@ def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), 0.0)
 
 
-def _hungarian(references: Sequence[SELDEvent], predictions: Sequence[SELDEvent]):
+AngleMatrix = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _angles_2023(ref: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Angles in degrees between (azimuth, elevation) rows of `ref` and of `pred`: (len(ref), len(pred)).
+
+    Exact (`conventions.angular_distance`); the DCASE 2023 scorer's arccos is up to 1.5e-6 deg off near 0 deg.
+    """
+    return np.asarray(angular_distance(ref[:, None, 0], ref[:, None, 1], pred[None, :, 0], pred[None, :, 1]))
+
+
+def _angles_2024(ref: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """As `_angles_2023`, with the DCASE 2024 scorer's normalisation (see the module docstring)."""
+    u, v = unit_vector(ref[:, 0], ref[:, 1]), unit_vector(pred[:, 0], pred[:, 1])
+    u = u / np.sqrt(np.sum(u * u, axis=-1, keepdims=True) + _NORM_EPS_2024)
+    v = v / np.sqrt(np.sum(v * v, axis=-1, keepdims=True) + _NORM_EPS_2024)
+    return np.rad2deg(np.arccos(np.clip(u @ v.T, -1.0, 1.0)))
+
+
+def _hungarian(references: Sequence[SELDEvent], predictions: Sequence[SELDEvent], angles: AngleMatrix):
     """Pair references with predictions minimising the total angular distance: (rows, cols, angles in deg)."""
     ref = np.array([(event.azimuth, event.elevation) for event in references])
     pred = np.array([(event.azimuth, event.elevation) for event in predictions])
-    cost = np.asarray(angular_distance(ref[:, None, 0], ref[:, None, 1], pred[None, :, 0], pred[None, :, 1]))
+    cost = angles(ref, pred)
     rows, cols = linear_sum_assignment(cost)
     return rows, cols, cost[rows, cols]
 
 
-def _by_class(events: Sequence[SELDEvent], num_classes: int) -> dict[int, list[SELDEvent]]:
+def _by_class(events: Sequence[SELDEvent]) -> dict[int, list[SELDEvent]]:
     grouped: dict[int, list[SELDEvent]] = defaultdict(list)
     for event in events:
-        if not 0 <= event.class_idx < num_classes:
-            raise ValueError(
-                f"Class index {event.class_idx} out of range for num_classes={num_classes}; pass the dataset's "
-                "number of classes (13 for STARSS23)."
-            )
         grouped[event.class_idx].append(event)
     return grouped
 
 
-def _segment_by_class(labels: FrameLabels, start: int, stop: int, num_classes: int):
+def _check_labels(labels: FrameLabels, num_classes: int, need_distance: bool, role: str) -> None:
+    """Class indices in range (and distances for 2024) in every frame, also the frames the scorer ignores."""
+    for events in labels.values():
+        for event in events:
+            if not 0 <= event.class_idx < num_classes:
+                raise ValueError(
+                    f"Class index {event.class_idx} out of range for num_classes={num_classes}; pass the dataset's "
+                    "number of classes (13 for STARSS23)."
+                )
+            if need_distance and event.distance is None:
+                raise ValueError(
+                    f"DCASE 2024 metrics need a distance for every {role} event; use the 6-column CSV format "
+                    "(frame, class, source, azimuth, elevation, distance) or evaluate with edition=2023."
+                )
+
+
+def _segment_by_class(labels: FrameLabels, start: int, stop: int):
     """{class: {frame: [events]}} for the frames [start, stop) of one segment."""
     segment: dict[int, dict[int, list[SELDEvent]]] = defaultdict(dict)
     for frame in range(start, stop):
-        for class_idx, events in _by_class(labels.get(frame, ()), num_classes).items():
+        for class_idx, events in _by_class(labels.get(frame, ())).items():
             segment[class_idx][frame] = events
     return segment
 
 
 def _accumulate_2023(counts: _Counts, ref: FrameLabels, pred: FrameLabels, num_frames: int, doa_threshold: float):
-    num_classes = len(counts.tp)
     for start in range(0, num_frames, SEGMENT_FRAMES):
         stop = min(start + SEGMENT_FRAMES, num_frames)
-        ref_segment = _segment_by_class(ref, start, stop, num_classes)
-        pred_segment = _segment_by_class(pred, start, stop, num_classes)
+        ref_segment = _segment_by_class(ref, start, stop)
+        pred_segment = _segment_by_class(pred, start, stop)
         seg_fp = seg_fn = 0
         for c in set(ref_segment) | set(pred_segment):
             ref_frames, pred_frames = ref_segment.get(c, {}), pred_segment.get(c, {})
@@ -238,7 +278,7 @@ def _accumulate_2023(counts: _Counts, ref: FrameLabels, pred: FrameLabels, num_f
                 track_errors: dict[int, list[float]] = defaultdict(list)
                 for frame, ref_events in ref_frames.items():
                     if frame in pred_frames:
-                        rows, _, angles = _hungarian(ref_events, pred_frames[frame])
+                        rows, _, angles = _hungarian(ref_events, pred_frames[frame], _angles_2023)
                         for row, angle in zip(rows, angles, strict=True):
                             track_errors[int(row)].append(float(angle))
                 if not track_errors:
@@ -274,14 +314,8 @@ def _accumulate_2023(counts: _Counts, ref: FrameLabels, pred: FrameLabels, num_f
         counts.close_block(seg_fp, seg_fn)
 
 
-def _distances(events: Sequence[SELDEvent], indices: np.ndarray, role: str) -> np.ndarray:
-    distances = [events[i].distance for i in indices]
-    if any(distance is None for distance in distances):
-        raise ValueError(
-            f"DCASE 2024 metrics need a distance for every {role} event; use the 6-column CSV format "
-            "(frame, class, source, azimuth, elevation, distance) or evaluate with edition=2023."
-        )
-    return np.asarray(distances, dtype=np.float64)
+def _distances(events: Sequence[SELDEvent], indices: np.ndarray) -> np.ndarray:
+    return np.asarray([events[i].distance for i in indices], dtype=np.float64)
 
 
 def _accumulate_2024(
@@ -293,19 +327,18 @@ def _accumulate_2024(
     relative_distance_threshold: float,
     distance_threshold: float,
 ):
-    num_classes = len(counts.tp)
     for frame in range(num_frames):
-        ref_classes = _by_class(ref.get(frame, ()), num_classes)
-        pred_classes = _by_class(pred.get(frame, ()), num_classes)
+        ref_classes = _by_class(ref.get(frame, ()))
+        pred_classes = _by_class(pred.get(frame, ()))
         frame_fp = frame_fn = 0
         for c in set(ref_classes) | set(pred_classes):
             refs, preds = ref_classes.get(c, []), pred_classes.get(c, [])
             counts.num_ref[c] += len(refs)
             counts.num_pred[c] += len(preds)
             if refs and preds:
-                rows, cols, angles = _hungarian(refs, preds)
-                ref_distance = _distances(refs, rows, "reference")
-                distance_errors = np.abs(_distances(preds, cols, "predicted") - ref_distance)
+                rows, cols, angles = _hungarian(refs, preds, _angles_2024)
+                ref_distance = _distances(refs, rows)
+                distance_errors = np.abs(_distances(preds, cols) - ref_distance)
                 relative_errors = distance_errors / (ref_distance + _EPS)
                 # A matched pair is a TP only within every threshold; failing any one makes it a spatial FP.
                 missed = int(
@@ -337,8 +370,20 @@ def _accumulate_2024(
         counts.close_block(frame_fp, frame_fn)
 
 
-def _pairs(references, predictions, num_frames) -> list[tuple[FrameLabels, FrameLabels, int]]:
-    """Normalise one (reference, prediction) pair or parallel sequences of them, with each clip's frame count."""
+def official_num_frames(reference: FrameLabels, edition: int) -> int:
+    """Number of leading label frames of a clip that the official DCASE `edition` scorer scores (module docstring):
+    the largest reference frame index m for 2024, 10 ceil(m / 10) for 2023, 0 for a clip without references."""
+    if edition not in _EDITIONS:
+        raise ValueError(f"Unknown DCASE edition {edition!r}; choose one of {sorted(_EDITIONS)}.")
+    last = max(reference, default=0)
+    return last if edition == 2024 else SEGMENT_FRAMES * math.ceil(last / SEGMENT_FRAMES)
+
+
+def _pairs(
+    references, predictions, num_frames, edition: int, num_classes: int
+) -> list[tuple[FrameLabels, FrameLabels, int]]:
+    """Normalise one (reference, prediction) pair or parallel sequences of them, with each clip's scored frame count
+    (`num_frames`, or the official scorer's rule when it is None)."""
     if isinstance(references, Mapping) != isinstance(predictions, Mapping):
         raise ValueError("Pass one reference and one prediction, or two sequences of the same length.")
     if isinstance(references, Mapping):
@@ -351,10 +396,9 @@ def _pairs(references, predictions, num_frames) -> list[tuple[FrameLabels, Frame
         raise ValueError(f"Got {len(num_frames)} frame counts for {len(references)} clips.")
     pairs = []
     for ref, pred, frames in zip(references, predictions, num_frames, strict=True):
-        # Default length: every labelled frame of either side, so predictions after the last reference event still
-        # count as false positives (the baselines stop at the last reference frame).
-        frames = max(num_label_frames(ref), num_label_frames(pred)) if frames is None else frames
-        pairs.append((ref, pred, frames))
+        _check_labels(ref, num_classes, edition == 2024, "reference")
+        _check_labels(pred, num_classes, edition == 2024, "predicted")
+        pairs.append((ref, pred, official_num_frames(ref, edition) if frames is None else frames))
     return pairs
 
 
@@ -389,14 +433,14 @@ def seld_metrics_2023(
 ) -> SELDMetrics2023:
     """DCASE 2023 SELD metrics (ER20, F20, LE_CD, LR_CD, SELD score) over one clip or parallel lists of clips.
 
-    Labels are frame-wise at 100 ms (`read_dcase_csv` output); `num_frames` is each clip's length in label
-    frames (default: up to the last labelled frame of reference or prediction). As in DCASE, the macro averages
-    run over all `num_classes` classes, so a class with neither references nor predictions counts as F = 0,
-    LE_CD = 180, LR_CD = 0; `ignore_absent_classes=True` leaves such classes out (for data sets that do not
-    use every class). Definitions: module docstring.
+    Labels are frame-wise at 100 ms (`read_dcase_csv` output). By default the numbers are the official scorer's,
+    its clip-length rule included (module docstring); `num_frames` (each clip's length in label frames) scores
+    whole clips instead, which is not the official rule. As in DCASE, the macro averages run over all
+    `num_classes` classes, so a class with neither references nor predictions counts as F = 0, LE_CD = 180,
+    LR_CD = 0; `ignore_absent_classes=True` leaves such classes out (for data sets that do not use every class).
     """
     counts = _Counts(num_classes)
-    for ref, pred, frames in _pairs(references, predictions, num_frames):
+    for ref, pred, frames in _pairs(references, predictions, num_frames, 2023, num_classes):
         _accumulate_2023(counts, ref, pred, frames, doa_threshold)
     error_rate = counts.error_rate()
     f_scores = counts.f_scores()
@@ -413,6 +457,7 @@ def seld_metrics_2023(
         num_references=int(counts.num_ref.sum()),
         num_averaged_classes=int(averaged.sum()),
         doa_threshold=doa_threshold,
+        official_clip_length=num_frames is None,
         per_class=_per_class_rows(
             counts,
             {
@@ -439,11 +484,11 @@ def seld_metrics_2024(
     """DCASE 2024 SELD metrics (F20, DOAE, RDE, SELD score; also ER, LR and absolute distance error).
 
     Every event needs a distance in metres. `distance_threshold` (metres, infinite in DCASE 2024) is an optional
-    absolute threshold applied like the relative one. Other arguments as in `seld_metrics_2023`. Definitions:
-    module docstring.
+    absolute threshold applied like the relative one. Other arguments as in `seld_metrics_2023` (official numbers
+    unless `num_frames` or `ignore_absent_classes` is given). Definitions: module docstring.
     """
     counts = _Counts(num_classes)
-    for ref, pred, frames in _pairs(references, predictions, num_frames):
+    for ref, pred, frames in _pairs(references, predictions, num_frames, 2024, num_classes):
         _accumulate_2024(counts, ref, pred, frames, doa_threshold, relative_distance_threshold, distance_threshold)
     f_scores = counts.f_scores()
     doa_errors = counts.mean_over_matches(counts.angle_sum, no_match=np.nan)
@@ -465,6 +510,7 @@ def seld_metrics_2024(
         doa_threshold=doa_threshold,
         relative_distance_threshold=relative_distance_threshold,
         distance_threshold=distance_threshold,
+        official_clip_length=num_frames is None,
         per_class=_per_class_rows(
             counts,
             {
@@ -502,6 +548,11 @@ def format_seld_markdown(metrics: SELDMetrics2023 | SELDMetrics2024, class_names
         setting = f"1 s segments of {SEGMENT_FRAMES} frames"
     absent = sum(row["num_references"] == 0 and row["num_predictions"] == 0 for row in metrics.per_class)
     averaging = f"macro average over {metrics.num_averaged_classes} of {num_classes} classes"
+    clip_length = (
+        "clips scored up to their last reference frame, as the official scorer does"
+        if metrics.official_clip_length
+        else "whole clips of the given num_frames (not the official clip-length rule)"
+    )
     if absent and metrics.num_averaged_classes == num_classes:
         averaging += (
             f"; {absent} class(es) without any reference or prediction count as misses, as in DCASE "
@@ -515,7 +566,7 @@ def format_seld_markdown(metrics: SELDMetrics2023 | SELDMetrics2024, class_names
         f"## DCASE {metrics.edition} SELD metrics",
         "",
         f"{metrics.num_references} reference events; DOA threshold {metrics.doa_threshold:g} deg, {setting}; "
-        f"{averaging}.",
+        f"{averaging}; {clip_length}.",
         "",
         "| " + " | ".join(names) + " |",
         "|" + "---|" * len(names),
@@ -552,16 +603,17 @@ def evaluate_csv_folders(
     *,
     report_path: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
-    reference_distance_unit: DistanceUnit = "m",
+    reference_distance_unit: DistanceUnit = "cm",
     prediction_distance_unit: DistanceUnit = "m",
     **metric_options: float,
 ) -> dict[str, Any]:
     """Score a folder of DCASE prediction CSVs against a folder of reference CSVs (matched by file name).
 
     Both folders are searched recursively (STARSS23 keeps its metadata in sub-folders such as dev-test-sony);
-    every reference needs a prediction file of the same name (an empty file for a clip without detections) and
-    vice versa. STARSS23's 2024 references give distances in centimetres: pass reference_distance_unit="cm".
-    `metric_options` (e.g. doa_threshold) go to `seld_metrics_2023` / `seld_metrics_2024`.
+    every reference needs a prediction file of the same name (an empty file for a clip without detections: all its
+    events are misses) and vice versa (the official scorers skip a reference without a prediction file). As in the
+    official 2024 scorer, reference distances are read in centimetres (STARSS23's metadata) and predicted ones in
+    metres. `metric_options` (e.g. doa_threshold, num_frames) go to `seld_metrics_2023` / `seld_metrics_2024`.
 
     Writes a markdown report to `report_path` (default: PRED_DIR/seld_metrics_{edition}.md) and the same
     results as JSON next to it; returns the results dict (the metrics, the files and the report paths).
