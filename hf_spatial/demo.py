@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_spatial.atomic import write_text_atomic
+from hf_spatial.demo_plan import DemoPlan, measure_slowdown
 
 logger = logging.getLogger(__name__)
 
@@ -71,65 +73,6 @@ PLAN_FILE = "demo_plan.json"
 STATE_FILE = "demo_state.json"
 RESULTS_FILE = "demo_results.json"
 REPORT_FILE = "demo_report.md"
-
-
-# ------------------------------------------------------------------------------------------------ the plan
-@dataclass(frozen=True)
-class DemoPlan:
-    """What the demo does: data sizes and the steps of each curriculum stage. Everything else is fixed."""
-
-    train_scenes: int
-    benchmark_items: int
-    duration: float
-    encoder_steps: int
-    align_steps: int
-    perception_steps: int
-    sft_steps: int
-    grpo_steps: int
-    batch_size: int = 8
-    seed: int = 0
-
-    @classmethod
-    def for_minutes(cls, minutes: float) -> DemoPlan:
-        """Budgets for a run of about `minutes` on 2 CPU cores.
-
-        About a minute goes to fixed costs (imports, model loading and saving, the report); the rest is shared out
-        at the rates measured on a free 2-core machine (Debian sounds, 5 s scenes, batch 8): simulation ~17
-        scenes/s, encoder ~5 steps/s, align ~2 steps/s, sft ~2.7 steps/s, GRPO ~2.5 steps/s, evaluation ~6.5
-        benchmark items/s (built and evaluated in four conditions). Two thirds of the time go to the two SFT parts.
-        """
-        if minutes < 2:
-            raise ValueError(f"--minutes must be at least 2 (or use --smallest), got {minutes}.")
-        seconds = 60.0 * (minutes - 1.0)
-        return cls(
-            train_scenes=_at_least(16, 0.04 * seconds * 17),
-            benchmark_items=_at_least(24, 0.08 * seconds * 6.5),
-            duration=5.0,
-            encoder_steps=_at_least(10, 0.08 * seconds * 5),
-            align_steps=_at_least(4, 0.02 * seconds * 2),
-            perception_steps=_at_least(10, 0.22 * seconds * 2.7),
-            sft_steps=_at_least(10, 0.44 * seconds * 2.7),
-            grpo_steps=_at_least(1, 0.004 * seconds * 2.5),
-        )
-
-    @classmethod
-    def smallest(cls) -> DemoPlan:
-        """About a minute: every step runs, on a few short scenes (what the tests run)."""
-        return cls(
-            train_scenes=8,
-            benchmark_items=8,
-            duration=1.0,
-            encoder_steps=2,
-            align_steps=1,
-            perception_steps=1,
-            sft_steps=2,
-            grpo_steps=1,
-            batch_size=4,
-        )
-
-
-def _at_least(minimum: int, value: float) -> int:
-    return max(minimum, int(value))
 
 
 # ------------------------------------------------------------------------------------------------ sources
@@ -174,6 +117,14 @@ class DemoPaths:
         return self.out / "model" if name == "grpo" else self.out / "stages" / name
 
     @property
+    def initial_model(self) -> Path:
+        return self.out / "stages" / "initial"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.out / "embeddings"
+
+    @property
     def model(self) -> Path:
         return self.stage("grpo")
 
@@ -203,27 +154,37 @@ def training_stage(stage: str) -> str:
     return "sft" if stage == "perception" else stage
 
 
-def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths) -> dict[str, Any]:
-    """The packaged tiny preset of `stage` with the demo's data, budget and choices."""
+def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | None = None) -> dict[str, Any]:
+    """The packaged tiny preset of `stage` with the demo's data, budget (`seconds` of training, else the plan's
+    step count) and choices."""
     import yaml
 
     from hf_spatial.training.stages import preset_path
 
     config = yaml.safe_load(preset_path(training_stage(stage)).read_text(encoding="utf-8"))
     steps = getattr(plan, f"{stage}_steps")
-    previous = DEMO_STAGES[DEMO_STAGES.index(stage) - 1] if stage != DEMO_STAGES[0] else "tiny"
+    previous = DEMO_STAGES[DEMO_STAGES.index(stage) - 1] if stage != DEMO_STAGES[0] else None
     config.update(
-        model_name_or_path="tiny" if previous == "tiny" else str(paths.stage(previous)),
+        model_name_or_path=str(paths.stage(previous) if previous else paths.initial_model),
         dataset_dir=str(paths.scenes if stage in ("encoder", "align") else paths.questions),
         output_dir=str(paths.stage(stage)),
         max_steps=steps,
-        save_steps=max(10, steps // 4),
+        save_steps=max(10, steps // 4) if seconds is None else 250,
         logging_steps=max(1, min(25, steps // 10)),
         eval_strategy="no",
         eval_split=None,  # the demo's held-out data is the benchmark, scored at the end
         seed=plan.seed,
         disable_tqdm=False,
+        # The tiny model trains in fp32 on a CPU: bf16 autocast (TRL's default) is emulated, hence slow, on CPUs
+        # without AVX-512 BF16, and fp32 keeps the cached and uncached paths equal.
+        bf16=False,
     )
+    if seconds is not None:
+        # The step count is unknown in advance: a constant learning rate after warm-up, stopped by the clock.
+        config.update(max_train_seconds=round(seconds, 1), lr_scheduler_type="constant_with_warmup")
+    if stage != "encoder":
+        # After the encoder stage both audio encoders are frozen: their outputs are computed once per clip.
+        config["embedding_cache"] = str(paths.embeddings)
     if stage in ("encoder", "align"):
         config["per_device_train_batch_size"] = plan.batch_size
     if stage == "align":
@@ -258,11 +219,29 @@ def stage_finished(stage: str, output_dir: Path) -> bool:
     return bool(stages) and stages[-1]["stage"] == stage
 
 
-def _run_stage(stage: str, plan: DemoPlan, paths: DemoPaths) -> None:
+def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
+    """The tiny SpatialQwenAudio the curriculum starts from: its slot classes are the training scenes' labels, its
+    Whisper window the scenes' length (a 30-s window would spend 5/6 of the encoder on padding)."""
+    from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+    from hf_spatial.training.common import dataset_labels, load_split
+
+    labels = dataset_labels(load_split(paths.scenes, "train"))
+    model, processor = build_tiny_spatial_qwen_audio(
+        seed=plan.seed, class_names=labels, window_seconds=math.ceil(plan.duration)
+    )
+    temporary = paths.initial_model.with_name(f".{paths.initial_model.name}.tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    model.save_pretrained(temporary)
+    processor.save_pretrained(temporary)
+    shutil.rmtree(paths.initial_model, ignore_errors=True)
+    temporary.rename(paths.initial_model)
+
+
+def _run_stage(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | None) -> None:
     from hf_spatial.training.stages import run_stage
 
     output_dir = paths.stage(stage)
-    run_stage(training_stage(stage), stage_config(stage, plan, paths))
+    run_stage(training_stage(stage), stage_config(stage, plan, paths, seconds))
     for checkpoint in output_dir.glob("checkpoint-*"):  # only needed to resume an interrupted stage
         shutil.rmtree(checkpoint)
 
@@ -275,7 +254,9 @@ def _evaluate_model(paths: DemoPaths, batch_size: int) -> None:
 
     benchmark = load_benchmark(paths.benchmark)
     # Asked as in training (the option's words); answered with the option whose words the model finds most likely.
-    predictor = ModelPredictor(paths.model, answer_format="text", scoring="likelihood")
+    predictor = ModelPredictor(
+        paths.model, answer_format="text", scoring="likelihood", embedding_cache=paths.embeddings
+    )
     run = evaluate(predictor, benchmark, MODEL_CONDITIONS, batch_size=batch_size)
     write_outputs(run, paths.eval_model, {"num_items": len(benchmark.items)})
 
@@ -327,9 +308,15 @@ class Step:
 
 
 def demo_steps(
-    plan: DemoPlan, sources: str, paths: DemoPaths, workers: int, cache_dir: str | os.PathLike | None = None
+    plan: DemoPlan,
+    sources: str,
+    paths: DemoPaths,
+    workers: int,
+    cache_dir: str | os.PathLike | None = None,
+    stage_seconds: Callable[[str], float | None] = lambda stage: None,
 ) -> list[Step]:
-    """The demo's steps in order (`sources`: the simulator's source spec; `cache_dir`: the Debian cache)."""
+    """The demo's steps in order (`sources`: the simulator's source spec; `cache_dir`: the Debian cache;
+    `stage_seconds(stage)`: the wall-clock budget of a training stage when it starts, None for its step count)."""
     from hf_spatial.data.simulate import simulate
     from hf_spatial.evaluation.benchmark import build_benchmark
     from hf_spatial.evaluation.report import RESULTS_FILE as EVAL_RESULTS
@@ -381,21 +368,28 @@ def demo_steps(
             ),
             lambda: (paths.benchmark / "README.md").is_file(),
         ),
+        Step(
+            "model",
+            f"build the tiny SpatialQwenAudio to train ({math.ceil(plan.duration)}-s Whisper window)",
+            lambda: _build_initial_model(plan, paths),
+            lambda: (paths.initial_model / "config.json").is_file(),
+        ),
     ]
     descriptions = {
-        "encoder": f"stage 1/4 encoder: spatial encoder on SELD targets, {plan.encoder_steps} steps",
-        "align": f"stage 2/4 align: projectors and language model on scene captions, {plan.align_steps} steps",
+        "encoder": "stage 1/4 encoder: spatial encoder on SELD targets",
+        "align": "stage 2/4 align: projectors and language model on scene captions",
         "perception": f"stage 3/4 sft, part 1 (perception): projectors + language model on "
-        f"{', '.join(PERCEPTION_TASKS)} questions, {plan.perception_steps} steps",
-        "sft": f"stage 3/4 sft, part 2: projectors + language model on all the questions, {plan.sft_steps} steps",
-        "grpo": f"stage 4/4 grpo: LoRA GRPO with the answer rewards, {plan.grpo_steps} steps",
+        f"{', '.join(PERCEPTION_TASKS)} questions",
+        "sft": "stage 3/4 sft, part 2: projectors + language model on all the questions",
+        "grpo": "stage 4/4 grpo: LoRA GRPO with the answer rewards",
     }
+    budget = "its share of the time left" if plan.budget_seconds is not None else None
     for stage, description in descriptions.items():
         steps.append(
             Step(
                 stage,
-                description,
-                lambda stage=stage: _run_stage(stage, plan, paths),
+                f"{description}, {budget or str(getattr(plan, f'{stage}_steps')) + ' steps'}",
+                lambda stage=stage: _run_stage(stage, plan, paths, stage_seconds(stage)),
                 lambda stage=stage: stage_finished(training_stage(stage), paths.stage(stage)),
             )
         )
@@ -452,6 +446,20 @@ def _read_records(eval_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return by_condition
 
 
+def _stage_record(output_dir: Path) -> dict[str, Any]:
+    """A finished stage's steps and what stopped it (its time budget or its step count)."""
+    from hf_spatial.hub import STAGES_FILE
+
+    metrics = json.loads((output_dir / STAGES_FILE).read_text(encoding="utf-8"))["stages"][-1]["metrics"]
+    return {"steps": metrics["steps"], "stopped_by": metrics["stopped_by"]}
+
+
+def stages_line(results: Mapping[str, Any]) -> str:
+    """How far each training stage got, and why it stopped."""
+    parts = [f"{stage} {record['steps']} ({record['stopped_by']})" for stage, record in results["stages"].items()]
+    return "training steps: " + ", ".join(parts)
+
+
 def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], seconds: dict[str, float]):
     """The demo's results: scored accuracy per condition (model controls, cascade, oracle intensity baseline), the
     fair classical line beside the model on its single-source items, the encoder's metrics, targets, paths."""
@@ -477,6 +485,7 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
     return {
         "tasks": list(DEMO_TASKS),
         "plan": asdict(plan),
+        "stages": {stage: _stage_record(paths.stage(stage)) for stage in DEMO_STAGES},
         "sources": sources,
         "conditions": rows,
         "single_source": single_source if fair_items else None,
@@ -553,6 +562,7 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
             + ", ".join(f"{CONDITION_LABELS[name]} {value:.1f}%" for name, value in accuracy.items())
         )
     lines += _encoder_lines(results["encoder"])
+    lines.append(f"  {stages_line(results)}")
     lines.append(f"  sources: {results['sources']['reason']}")
     return lines
 
@@ -593,9 +603,16 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         "on a held-out benchmark (test rooms and test clips only) under controls that remove the spatial cues.",
         "",
         f"- Sources: {results['sources']['reason']}.",
-        f"- Training: {plan['train_scenes']} scenes of {plan['duration']:g} s; stages encoder {plan['encoder_steps']}, "
-        f"align {plan['align_steps']}, sft {plan['perception_steps']} on `{'`, `'.join(PERCEPTION_TASKS)}` (atomic "
-        f"perception first) then {plan['sft_steps']} on all the tasks, grpo {plan['grpo_steps']} steps.",
+        f"- Training: {plan['train_scenes']} scenes of {plan['duration']:g} s; sft on "
+        f"`{'`, `'.join(PERCEPTION_TASKS)}` (atomic perception, the `perception` stage) before all the tasks; "
+        + (
+            f"wall-clock budgets for {plan['budget_seconds'] / 60:g} minutes on this machine "
+            f"({plan['slowdown']:.2f}x the reference machine's time). "
+            if plan["budget_seconds"]
+            else "fixed step counts. "
+        )
+        + stages_line(results)
+        + ".",
         f"- Trained and scored tasks (L1+L2 direction/relation): {', '.join(f'`{t}`' for t in results['tasks'])}.",
         '- The model is asked to answer with the words of the correct option ("Answer with the text of the correct '
         'option.", as in training) and scored by multiple-choice likelihood (as lm-evaluation-harness does): its '
@@ -763,13 +780,21 @@ def run_demo(
     """
     start = time.monotonic()
     paths = DemoPaths(Path(out))
-    plan = DemoPlan.smallest() if smallest else DemoPlan.for_minutes(minutes)
-    logger.info("demo plan: %s", plan)
     spec, reason = resolve_sources(sources, cache_dir)
     logger.info("sources: %s", reason)
-    _check_or_write_plan(paths.out, {"plan": asdict(plan), "sources": spec})
+    plan = _resume_or_make_plan(paths.out, {"minutes": None if smallest else minutes, "sources": spec})
+    logger.info("demo plan: %s", plan)
     state = _read_json(paths.out / STATE_FILE) or {"seconds": {}}
-    steps = demo_steps(plan, spec, paths, workers, cache_dir)
+    spent_before = sum(state["seconds"].values())  # earlier runs' finished steps count against the budget
+
+    def stage_seconds(stage: str) -> float | None:
+        seconds_left = plan.budget_seconds - spent_before - (time.monotonic() - start) if plan.budget_seconds else 0
+        budget = plan.stage_budget(stage, seconds_left, list(DEMO_STAGES[DEMO_STAGES.index(stage) :]))
+        if budget is not None:
+            logger.info("%s: %.0f s of training (%.0f s of the run left)", stage, budget, seconds_left)
+        return budget
+
+    steps = demo_steps(plan, spec, paths, workers, cache_dir, stage_seconds)
     for number, step in enumerate(steps, start=1):
         if step.done():
             logger.info("[%d/%d] %s: done in an earlier run, skipped", number, len(steps), step.description)
@@ -787,15 +812,26 @@ def run_demo(
     return results
 
 
-def _check_or_write_plan(out: Path, plan: dict[str, Any]) -> None:
+def _resume_or_make_plan(out: Path, request: dict[str, Any]) -> DemoPlan:
+    """The plan of the run in `out` when it was asked for with the same `request` (minutes, sources); a new plan,
+    sized for this machine (`measure_slowdown`), for a new folder. Another request for an existing run is refused:
+    its data and models would not match."""
     previous = _read_json(out / PLAN_FILE)
-    if previous is not None and previous != plan:
-        raise FileExistsError(
-            f"{out} holds a demo run with another plan ({previous}); re-run with the same arguments to resume, or "
-            "choose another --out."
-        )
-    if previous is None:
-        _write_json(out / PLAN_FILE, plan)
+    if previous is not None:
+        if previous.get("request") != request:
+            raise FileExistsError(
+                f"{out} holds a demo run with another plan ({previous.get('request')}); re-run with the same "
+                "arguments to resume, or choose another --out."
+            )
+        return DemoPlan(**previous["plan"])
+    if request["minutes"] is None:
+        plan = DemoPlan.smallest()
+    else:
+        slowdown = measure_slowdown()
+        logger.info("this machine is %.2fx the reference machine's time", slowdown)
+        plan = DemoPlan.for_minutes(request["minutes"], slowdown)
+    _write_json(out / PLAN_FILE, {"request": request, "plan": asdict(plan)})
+    return plan
 
 
 def _read_json(path: Path) -> Any:

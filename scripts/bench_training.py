@@ -1,8 +1,10 @@
-"""Steps per second of each curriculum stage with the tiny CPU presets.
+"""Steps per second of each curriculum stage with the tiny CPU presets, with and without the audio embedding cache.
 
 Simulates a small dataset and its questions, then runs every stage for `--steps` optimiser steps from the
-packaged `tiny` preset (batch sizes as in the presets) and prints a table and a JSON line. The first
-`--warmup` steps are excluded from the rate (model loading, first-batch costs).
+packaged `tiny` preset (batch sizes as in the presets) and prints a table and a JSON line. The language stages
+(align, sft, grpo) run twice from the same starting model, side by side: computing the frozen encoders every step,
+and reading their outputs from an embedding cache (built before the timed steps; its cost is printed apart). The
+first `--warmup` steps are excluded from the rates (model loading, first-batch costs).
 
     python scripts/bench_training.py --steps 20 --out runs/bench_training
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -36,37 +39,57 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench_training")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="scene length in seconds (the demo's: 5)")
     args = parser.parse_args()
     out = Path(args.out)
-    simulate(out / "scenes", 64, split="train", workers=2)
-    simulate(out / "scenes", 16, seed=1, split="test", workers=2)
+    simulate(out / "scenes", 64, split="train", workers=2, duration=args.duration)
+    simulate(out / "scenes", 16, seed=1, split="test", workers=2, duration=args.duration)
     if not (out / "questions").is_dir():
         build_question_dataset(out / "scenes", out / "questions")
 
     clock = StepClock()
     previous, rows = "tiny", {}
     for stage, data in (("encoder", "scenes"), ("align", "scenes"), ("sft", "questions"), ("grpo", "questions")):
-        clock.times.clear()
-        overrides = [
-            "--model_name_or_path", previous, "--dataset_dir", str(out / data), "--output_dir", str(out / stage),
-            "--max_steps", str(args.steps), "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none",
-        ]  # fmt: skip
-        config = load_config(stage, "tiny", overrides)
-        run_stage(stage, "tiny", overrides, callbacks=[clock])
-        timed = clock.times[args.warmup - 1 :]
-        rows[stage] = {
-            "steps_per_second": round((len(timed) - 1) / (timed[-1] - timed[0]), 3),
-            "batch_size": config.per_device_train_batch_size,
-        }
-        if stage == "grpo":
-            rows[stage]["num_generations"] = config.num_generations
-            rows[stage]["max_completion_length"] = config.max_completion_length
-        previous = str(out / stage)
-    print("| stage | batch | steps/s |")
-    print("|---|---|---|")
+        variants = ("features",) if stage == "encoder" else ("features", "cache")
+        for variant in variants:
+            clock.times.clear()
+            overrides = [
+                "--model_name_or_path", previous, "--dataset_dir", str(out / data),
+                "--output_dir", str(out / f"{stage}-{variant}"), "--max_steps", str(args.steps),
+                "--save_strategy", "no", "--eval_split", "none", "--report_to", "none",
+            ]  # fmt: skip
+            if variant == "cache":
+                overrides += ["--embedding_cache", str(out / "embedding_cache")]
+            config = load_config(stage, "tiny", overrides)
+            began = time.monotonic()
+            run_stage(stage, "tiny", overrides, callbacks=[clock])
+            timed = clock.times[args.warmup - 1 :]
+            row = rows.setdefault(stage, {"batch_size": config.per_device_train_batch_size})
+            row[f"{variant}_steps_per_second"] = round((len(timed) - 1) / (timed[-1] - timed[0]), 3)
+            # what the stage spent before its first step (loading; with the cache: embedding the clips it lacked)
+            row[f"{variant}_setup_seconds"] = round(clock.times[0] - began, 1)
+            if stage == "grpo":
+                row["num_generations"] = config.num_generations
+                row["max_completion_length"] = config.max_completion_length
+        if "cache_steps_per_second" in row:
+            row["speedup"] = round(row["cache_steps_per_second"] / row["features_steps_per_second"], 2)
+        previous = str(out / f"{stage}-features")
+    print(f"CPU: {cpu_model()}")
+    print("| stage | batch | steps/s (encoders every step) | steps/s (embedding cache) | speedup |")
+    print("|---|---|---|---|---|")
     for stage, row in rows.items():
-        print(f"| {stage} | {row['batch_size']} | {row['steps_per_second']} |")
-    print(json.dumps(rows))
+        cached = row.get("cache_steps_per_second", "-")
+        print(f"| {stage} | {row['batch_size']} | {row['features_steps_per_second']} | {cached} | "
+              f"{row.get('speedup', '-')} |")  # fmt: skip
+    print(json.dumps({"cpu": cpu_model(), "stages": rows}))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (as `lscpu` prints it): rates differ between machines of one kind."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

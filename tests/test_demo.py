@@ -57,6 +57,9 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     assert encoder["seld_2024"]["official_clip_length"] and "spatial encoder, DCASE 2024" in stdout
     assert all(set(row) == {"encoder", "intensity"} for row in encoder["direction_error"].values())
     assert "| level 1 (atomic perception) |" in report and "level 1 (atomic perception): full " in stdout
+    assert set(results["stages"]) == set(demo.DEMO_STAGES)  # how far each stage got, and why
+    assert results["stages"]["sft"] == {"steps": results["plan"]["sft_steps"], "stopped_by": "max_steps"}
+    assert "training steps: encoder 2 (max_steps)" in stdout
     for plot in ("scored_accuracy.png", "task_accuracy.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
     for folder in ("model", "cascade", "intensity", "intensity_oracle"):
@@ -91,20 +94,36 @@ def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
     out, _ = demo_dir
     before = json.loads((out / demo.RESULTS_FILE).read_text())
     again = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
-    assert again.stderr.count("done in an earlier run, skipped") == 12
+    assert again.stderr.count("done in an earlier run, skipped") == 13
     after = json.loads((out / demo.RESULTS_FILE).read_text())
     assert after["conditions"] == before["conditions"]
     refused = run_cli("demo", "--out", str(out), "--minutes", "5", "--sources", "procedural", check=False)
     assert refused.returncode == 2 and "another plan" in refused.stderr
 
 
-def test_plan_scales_with_minutes_and_auto_sources_fall_back(monkeypatch):
+def test_plan_scales_with_minutes_and_machine_speed_and_auto_sources_fall_back(monkeypatch):
     small, default, large = (demo.DemoPlan.for_minutes(m) for m in (5, demo.DEFAULT_MINUTES, 30))
-    assert small.sft_steps < default.sft_steps < large.sft_steps
-    assert small.perception_steps < default.perception_steps < default.sft_steps
     assert small.train_scenes < default.train_scenes < large.train_scenes
+    assert small.benchmark_items < default.benchmark_items < large.benchmark_items
+    slow = demo.DemoPlan.for_minutes(demo.DEFAULT_MINUTES, slowdown=2.0)
+    assert slow.train_scenes < default.train_scenes and slow.evaluation_seconds() == pytest.approx(
+        default.evaluation_seconds(), rel=0.05
+    )  # half the items at half the speed
     with pytest.raises(ValueError, match="--minutes"):
         demo.DemoPlan.for_minutes(1)
+
+    # Each stage gets its share of what is left: the budgets of a run on schedule add up to the training time,
+    # and a stage that starts late (slow data steps) leaves the later stages less, not the deadline.
+    left = default.budget_seconds - 120
+    on_time = [default.stage_budget(stage, left, list(demo.DEMO_STAGES)) for stage in demo.DEMO_STAGES[:1]]
+    remaining, budgets = left, []
+    for index, stage in enumerate(demo.DEMO_STAGES):
+        budgets.append(default.stage_budget(stage, remaining, list(demo.DEMO_STAGES[index:])))
+        remaining -= budgets[-1] + 8.0  # the stage's training, then its overhead
+    assert budgets[0] == on_time[0] and remaining == pytest.approx(default.evaluation_seconds(), rel=1e-6)
+    late = default.stage_budget("sft", 100.0, ["sft", "grpo"])
+    assert 0 < late < default.stage_budget("sft", left / 2, ["sft", "grpo"])
+    assert demo.DemoPlan.smallest().stage_budget("sft", 1e9, ["sft"]) is None  # fixed steps
 
     from hf_spatial.acoustics import debian
 
