@@ -175,9 +175,6 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | 
         eval_split=None,  # the demo's held-out data is the benchmark, scored at the end
         seed=plan.seed,
         disable_tqdm=False,
-        # The tiny model trains in fp32 on a CPU: bf16 autocast (TRL's default) is emulated, hence slow, on CPUs
-        # without AVX-512 BF16, and fp32 keeps the cached and uncached paths equal.
-        bf16=False,
     )
     if seconds is not None:
         # The step count is unknown in advance: a constant learning rate after warm-up, stopped by the clock.
