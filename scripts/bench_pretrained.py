@@ -17,10 +17,14 @@ import time
 
 import numpy as np
 import torch
-from transformers import WhisperFeatureExtractor
+from transformers import Qwen2AudioEncoder, Qwen2AudioEncoderConfig, WhisperFeatureExtractor
 
 from hf_spatial import conventions as C
-from hf_spatial.pretrained.spatial_qwen_audio import build_pretrained_spatial_qwen_audio
+from hf_spatial.pretrained.spatial_qwen_audio import (
+    build_pretrained_spatial_qwen_audio,
+    whisper_audio_config,
+    whisper_encoder_state_dict,
+)
 from hf_spatial.pretrained.whisper import convert_ctranslate2_whisper, load_ctranslate2_whisper
 
 RATE = 24000
@@ -33,9 +37,12 @@ def cpu_model() -> str:
 
 
 def encoder_seconds_per_clip(whisper, window_seconds: int, batch: int, repeats: int) -> float:
-    """Whisper encoder forward on `batch` clips of `window_seconds` (positional table sliced), seconds per clip."""
-    encoder = whisper.get_encoder().eval()
-    frames = 100 * window_seconds
+    """The model's semantic encoder (Qwen2-Audio encoder with the Whisper weights, positional table cut to
+    `window_seconds`) on `batch` clips: seconds per clip."""
+    config = whisper_audio_config(whisper.config, window_seconds)
+    config.pop("model_type")
+    encoder = Qwen2AudioEncoder(Qwen2AudioEncoderConfig(**config)).eval()
+    encoder.load_state_dict(whisper_encoder_state_dict(whisper, window_seconds), strict=True)
     features = torch.from_numpy(
         WhisperFeatureExtractor(feature_size=80, chunk_length=window_seconds)(
             np.random.default_rng(0).standard_normal((batch, 16000 * window_seconds)).astype(np.float32) * 0.1,
@@ -43,17 +50,12 @@ def encoder_seconds_per_clip(whisper, window_seconds: int, batch: int, repeats: 
             return_tensors="np",
         ).input_features
     )
-    original = encoder.embed_positions.weight.data
-    encoder.embed_positions.weight.data = original[: frames // 2]
-    try:
-        with torch.no_grad():
-            encoder(features)  # warm-up
-            start = time.perf_counter()
-            for _ in range(repeats):
-                encoder(features)
-            elapsed = time.perf_counter() - start
-    finally:
-        encoder.embed_positions.weight.data = original
+    with torch.no_grad():
+        encoder(features)  # warm-up
+        start = time.perf_counter()
+        for _ in range(repeats):
+            encoder(features)
+        elapsed = time.perf_counter() - start
     return elapsed / (repeats * batch)
 
 
