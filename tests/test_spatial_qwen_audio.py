@@ -296,8 +296,9 @@ def test_registration_in_any_import_order(first_imports):
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO_ROOT, timeout=300)
 
 
-def test_trust_remote_code_without_the_package(tiny, inputs, tmp_path):
-    model, processor = tiny
+def assert_loads_with_remote_code_only(model, processor, inputs, tmp_path) -> None:
+    """Saved `model` + `processor` load with `trust_remote_code=True` in a process that cannot import hf_spatial, give
+    the same logits on `inputs`, and generate from a 1-s clip."""
     checkpoint = tmp_path / "checkpoint"
     save_checkpoint(model, processor, checkpoint)
     elsewhere = tmp_path / "elsewhere"
@@ -345,6 +346,11 @@ def test_trust_remote_code_without_the_package(tiny, inputs, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "remote code ok" in result.stdout
+
+
+def test_trust_remote_code_without_the_package(tiny, inputs, tmp_path):
+    model, processor = tiny
+    assert_loads_with_remote_code_only(model, processor, inputs, tmp_path)
 
 
 @pytest.fixture(scope="module")
