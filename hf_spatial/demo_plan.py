@@ -17,7 +17,7 @@ from dataclasses import dataclass
 # audio tokens is what the time buys); the encoder stage gets enough to learn directions, align the captions.
 STAGE_SHARES = {"encoder": 0.10, "align": 0.04, "perception": 0.26, "sft": 0.52, "grpo": 0.08}
 # Rates of the reference machine (AMD EPYC with AVX-512, 2 free cores; see the #15 note), per unit of `slowdown`:
-REFERENCE_PROBE_SECONDS = 1.0  # `probe_seconds()`
+REFERENCE_PROBE_SECONDS = 0.35  # `probe_seconds()`
 SIMULATION_SECONDS_PER_SCENE = 0.06  # training scenes, questions and benchmark, with 2 workers
 EVALUATION_SECONDS_PER_ITEM = 0.25  # every evaluation step (model in 4 conditions, cascade, encoder, baselines)
 STAGE_OVERHEAD_SECONDS = 8.0  # per stage: loading, embedding new clips, saving (outside its training budget)
