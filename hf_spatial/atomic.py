@@ -1,8 +1,9 @@
-"""Atomic file writes: a reader (or a resumed job) never sees a half-written file."""
+"""Atomic writes: a reader (or a resumed job) never sees a half-written file or folder."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,3 +26,40 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """UTF-8 text, written as is (no newline translation), atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """`path` as a folder to write: refused with a clear error when it, or a folder above it, is a file."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "" if candidate == path else f" ({candidate} is a file)"
+                raise FileExistsError(
+                    f"{flag} {path} is not a folder{where}; pass the path of a folder (it is created if missing)."
+                )
+            break
+    return path
+
+
+def staging_folder(path: str | os.PathLike) -> Path:
+    """An empty hidden sibling of `path` to build a folder in before `publish_folder` (left-overs are removed)."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish_folder(staging: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Move the complete folder `staging` to `path`, replacing what is there. A kill at any instant leaves either the
+    old folder or the new one at `path` (or none, when there was none), never a half-deleted mix: the old one is
+    renamed aside first and removed last."""
+    staging, path = Path(staging), Path(path)
+    old = path.with_name(f".{path.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(staging, path)
+    shutil.rmtree(old, ignore_errors=True)
+    return path
