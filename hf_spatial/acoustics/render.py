@@ -136,7 +136,7 @@ def scene_rirs(scene: SceneSpec, mode: str | None = None, anechoic: bool = False
 def _hybrid_rirs(scene: SceneSpec, exact_order: int) -> list[np.ndarray]:
     early_order = min(HYBRID_ORDER, exact_order)
     rirs = image_source_rirs(scene, max_order=early_order)
-    num_samples = scene.num_samples
+    num_samples = round(scene.duration * scene.sample_rate)
     rng = np.random.default_rng([scene.seed, 1])
     hybrid = []
     for rir in rirs:
@@ -177,7 +177,7 @@ def render_scene(scene: SceneSpec, bank: SourceBank, mode: str | None = None, an
     scene.validate()
     for source in scene.sources:
         bank[source.clip_id]  # fail early, naming the clip, if the bank lacks it
-    num_samples = scene.num_samples
+    num_samples = round(scene.duration * scene.sample_rate)
     mix = np.zeros((4, num_samples))
     for source, rir in zip(scene.sources, scene_rirs(scene, mode, anechoic), strict=True):
         clip = bank.audio(source.clip_id).astype(np.float64)

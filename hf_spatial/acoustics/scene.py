@@ -104,11 +104,6 @@ class SceneSpec:
     def labels(self) -> list[str]:
         return [source.label for source in self.sources]
 
-    @property
-    def num_samples(self) -> int:
-        """Length of the rendered audio in samples."""
-        return round(self.duration * self.sample_rate)
-
     # --------------------------------------------------------------------------------------- validation
     def validate(self) -> None:
         """Raise ValueError naming the problem if the scene cannot be rendered as described."""

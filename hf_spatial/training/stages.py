@@ -149,7 +149,7 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor, load_stage_splits
     from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
 
-    train, evaluation = load_stage_splits(args)
+    train, evaluation = load_stage_splits(args, "scenes", "encoder")
     # A converted (STARSS23) folder records the class list its DCASE labels index; rows without a SceneSpec are
     # trained on those labels.
     dcase_class_names = recorded_class_names(args.dataset_dir)
@@ -201,7 +201,7 @@ def run_align(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.common import dataset_labels, finish_stage, load_model_and_processor
     from hf_spatial.training.language_stages import SpatialAlignTrainer
 
-    train, evaluation = _language_splits(args, caption_row)
+    train, evaluation = _language_splits(args, "align", caption_row)
     model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
     trainer = SpatialAlignTrainer(
         model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
@@ -216,7 +216,7 @@ def run_sft(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.language_stages import SpatialSFTTrainer
 
     train, evaluation = _language_splits(
-        args, lambda row: sft_row(row, args.reasoning_fraction, args.answer_format), args.tasks
+        args, "sft", lambda row: sft_row(row, args.reasoning_fraction, args.answer_format), args.tasks
     )
     model, processor = load_model_and_processor(args.model_name_or_path)
     trainer = SpatialSFTTrainer(
@@ -231,7 +231,7 @@ def run_grpo(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.common import finish_stage, load_model_and_processor
     from hf_spatial.training.grpo import SpatialGRPOTrainer
 
-    train, evaluation = _language_splits(args, grpo_row, args.tasks)
+    train, evaluation = _language_splits(args, "grpo", grpo_row, args.tasks)
     model, processor = load_model_and_processor(args.model_name_or_path)
     trainer = SpatialGRPOTrainer(
         model, args, processor, train_dataset=train, eval_dataset=evaluation, callbacks=callbacks
@@ -240,10 +240,13 @@ def run_grpo(args, callbacks: list | None = None) -> Path:
     return finish_stage(trainer, processor, "grpo", config_record(args), [args.dataset_dir], args.model_name_or_path)
 
 
-def _language_splits(args, to_row: Callable[[dict[str, Any]], dict[str, Any]], tasks: list[str] | None = None):
+def _language_splits(
+    args, stage: str, to_row: Callable[[dict[str, Any]], dict[str, Any]], tasks: list[str] | None = None
+):
     from hf_spatial.training.common import keep_tasks, load_stage_splits
 
-    train, evaluation = load_stage_splits(args)
+    # align describes scenes; sft and grpo answer questions
+    train, evaluation = load_stage_splits(args, "scenes" if stage == "align" else "questions", stage)
     train = keep_tasks(train, tasks, f"{args.dataset_dir} [{args.train_split}]")
     if evaluation is not None:
         evaluation = keep_tasks(evaluation, tasks, f"{args.dataset_dir} [{args.eval_split}]")
