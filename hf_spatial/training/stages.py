@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import re
+import struct
 import typing
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -111,14 +115,84 @@ def run_stage(
 
 
 def train_resuming(trainer) -> None:
-    """Train, continuing from the last checkpoint in `output_dir` if an earlier run left one."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    output_dir = Path(trainer.args.output_dir)
-    checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    """Train, continuing from the newest complete checkpoint in `output_dir` if an earlier run left one."""
+    checkpoint = last_complete_checkpoint(trainer.args.output_dir)
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest `checkpoint-N` of `output_dir` that a run can resume from. Newer ones that a killed run left
+    half-written are skipped with a warning (the resumed run writes them again when it gets there)."""
+    output_dir = Path(output_dir)
+    steps = {}
+    for folder in output_dir.glob("checkpoint-*") if output_dir.is_dir() else ():
+        match = _CHECKPOINT.fullmatch(folder.name)
+        if match and folder.is_dir():
+            steps[folder] = int(match.group(1))
+    for folder in sorted(steps, key=steps.get, reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        logger.warning("skipping incomplete checkpoint %s (%s): a run was killed while writing it", folder, problem)
+    return None
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why a Trainer checkpoint folder is incomplete, or None when it is whole: `trainer_state.json` (which the
+    Trainer writes last) parses, the folder has model weights, and no weights, optimizer or RNG file is cut short."""
+    folder = Path(folder)
+    state = folder / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        if "global_step" not in json.loads(state.read_text(encoding="utf-8")):
+            return "trainer_state.json has no global_step"
+    except (ValueError, UnicodeDecodeError):
+        return "trainer_state.json is cut short"
+    names = {path.name for path in folder.iterdir()}
+    if not names & _WEIGHTS_FILES and not any(name.startswith(_WEIGHTS_FOLDERS) for name in names):
+        return "no model weights"
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            missing = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()) - names)
+        except (ValueError, KeyError, AttributeError, UnicodeDecodeError):
+            return f"{index.name} is cut short"
+        if missing:
+            return f"weight shards {', '.join(missing)} missing"
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".safetensors" and not _safetensors_whole(path):
+            return f"{path.name} is cut short"
+        if path.suffix in (".pt", ".pth", ".bin") and not zipfile.is_zipfile(path):  # torch.save writes zip archives
+            return f"{path.name} is cut short"
+    return None
+
+
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+# What `Trainer._load_from_checkpoint` loads weights from: files, or DeepSpeed / FSDP folders.
+_WEIGHTS_FILES = {
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+}
+_WEIGHTS_FOLDERS = ("global_step", "pytorch_model_fsdp")
+
+
+def _safetensors_whole(path: Path) -> bool:
+    """Whether a safetensors file is as long as its header says (a kill mid-write leaves it shorter)."""
+    try:
+        with path.open("rb") as handle:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(header_size))
+        end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError):
+        return False
+    return path.stat().st_size == 8 + header_size + end
 
 
 def config_record(args) -> dict[str, Any]:
