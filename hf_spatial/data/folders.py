@@ -80,7 +80,9 @@ def shard_rows(folder: str | os.PathLike, split: str, files: list[str]) -> list[
         try:
             rows.append((path, pq.read_metadata(path).num_rows))
         except (OSError, ValueError) as error:  # pyarrow: ArrowInvalid (a ValueError) or OSError
-            raise ValueError(f"{path} is truncated or corrupt ({error}); {shard_fix(folder, split)}.") from error
+            raise ValueError(
+                f"{path} is truncated or corrupt ({_one_line(error)}); {shard_fix(folder, split)}."
+            ) from error
     return rows
 
 
@@ -122,7 +124,7 @@ def load_folder(
         name, path, cause = _unreadable_shard(shards)
         if path is None:
             raise
-        raise ValueError(f"{path} cannot be read ({cause}); {shard_fix(folder, name)}.") from error
+        raise ValueError(f"{path} cannot be read ({_one_line(cause)}); {shard_fix(folder, name)}.") from error
     _check_kind(
         folder, loaded.column_names if split is not None else next(iter(loaded.values())).column_names, kind, job
     )
@@ -157,6 +159,10 @@ def _unreadable_shard(shards: dict[str, list[tuple[str, int]]]) -> tuple[str | N
     return None, None, None
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())  # pyarrow and libsndfile messages may span lines
+
+
 def _locate(shards: list[tuple[str, int]], row: int) -> tuple[str, int]:
     """(file, row within it) of row `row` of a split whose shards are `shards` (in load order)."""
     for path, count in shards:
@@ -180,8 +186,8 @@ def check_audio_cells(dataset, folder: str | os.PathLike, split: str) -> None:
         except (ValueError, TypeError) as error:
             path, index = _locate(shards, row)
             raise ValueError(
-                f"{path} row {index} (scene {scene_id}): the audio cell does not decode ({error}); delete {path}, "
-                f"then {shard_fix(folder, split)}."
+                f"{path} row {index} (scene {scene_id}): the audio cell does not decode ({_one_line(error)}); "
+                f"delete {path}, then {shard_fix(folder, split)}."
             ) from error
 
 
