@@ -155,13 +155,13 @@ def test_question_stages_train_on_the_tasks_asked_for(questions_dir):
 
     common = ["--dataset_dir", str(questions_dir), "--eval_split", "none"]
     args = load_config("sft", "tiny", [*common, "--tasks", "l1_direction_sector", "l2"])
-    train, _ = _language_splits(args, lambda row: {}, args.tasks)
+    train, _ = _language_splits(args, "sft", lambda row: {}, args.tasks)
     every_task = set(load_folder(questions_dir, "train")["task"])
     wanted = {"l1_direction_sector"} | {task for task in every_task if task.startswith("l2_")}
     assert set(train["task"]) == wanted and len(wanted) > 1
     assert load_config("grpo", "tiny", [*common, "--tasks", "l1"]).tasks == ["l1"]
     with pytest.raises(ValueError, match="Unknown task 'l9'"):
-        _language_splits(args, lambda row: {}, ["l9"])
+        _language_splits(args, "sft", lambda row: {}, ["l9"])
     with pytest.raises(ValueError, match=r"sector rows has no rows of the tasks .*l3_navigation"):
         keep_tasks(train, ["l3_navigation"], "sector rows")
 
