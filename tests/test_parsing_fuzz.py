@@ -48,7 +48,7 @@ def build(parts: tuple[str, str, str], length: int) -> str:
 def score_all(text: str, options=OPTIONS, evidence=EVIDENCE) -> list[float]:
     """Every reward of one completion, checking the parser's answer on the way."""
     letter = parse_answer(text, options)
-    assert letter is None or letter in "ABCD"[: len(options)]
+    assert letter is None or letter in ("ABCD"[: len(options)] or "ABCD")  # without options: any letter A-D
     columns = {f"option_{c}": [option] for c, option in zip("abcd", options, strict=False)}
     rewards = accuracy_reward(None, [text], answer_letter=["A"], **columns)
     rewards += format_reward(None, [text])
