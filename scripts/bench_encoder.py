@@ -24,9 +24,10 @@ from hf_spatial.acoustics.intensity import estimate_directions
 from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.conventions import angular_distance, cartesian_to_spherical
 from hf_spatial.data import read_foa
+from hf_spatial.data.folders import load_folder
 from hf_spatial.data.simulate import simulate
 from hf_spatial.evaluation.baselines import match_directions
-from hf_spatial.training.common import dataset_labels, load_model_and_processor, load_split
+from hf_spatial.training.common import dataset_labels, load_model_and_processor
 from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
 from hf_spatial.training.stages import load_config
 
@@ -95,7 +96,7 @@ def main() -> None:
     simulate(scenes_dir, args.train_scenes, split="train", sources=args.sources, workers=args.workers)
     simulate(scenes_dir, args.test_scenes, seed=1, split="test", sources=args.sources, workers=args.workers)
 
-    train, test = load_split(scenes_dir, "train"), load_split(scenes_dir, "test")
+    train, test = load_folder(scenes_dir, "train"), load_folder(scenes_dir, "test")
     config = load_config(
         "encoder",
         "tiny",

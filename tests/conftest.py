@@ -16,6 +16,20 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run the long tests (marked slow)")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The long modes (many fuzz examples, many kill points) run only when asked for: CI stays short.
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="long mode: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def run_cli(*args: str, cwd: Path | None = None, check: bool = True, timeout: float = 600, env: dict | None = None):
     """Run `python -m hf_spatial ARGS` with this checkout importable; returns the CompletedProcess."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", **(env or {})}

@@ -19,6 +19,7 @@ from transformers import WhisperFeatureExtractor
 
 from hf_spatial import conventions as C
 from hf_spatial.data import read_foa
+from hf_spatial.data.folders import load_folder
 from hf_spatial.models.audio_cache import (
     KEY_COLUMN,
     AudioEmbeddingCache,
@@ -31,7 +32,6 @@ from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio 
 from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
 from hf_spatial.training.chat_data import caption_row, grpo_row, sft_row
 from hf_spatial.training.collators import AudioChatCollator
-from hf_spatial.training.common import load_split
 from hf_spatial.training.grpo import AudioGRPOTrainer, SpatialGRPOConfig
 from hf_spatial.training.stages import load_config, run_stage
 from tests.conftest import REPO_ROOT, run_cli
@@ -123,9 +123,9 @@ def test_cached_training_batches_give_the_same_loss_and_gradients(scenes_dir, qu
     freeze_all_but(model, FULL_FINETUNE_MODULES)  # what align (train_language_model) and sft (lora_r 0) train
     model.train()
     if stage == "align":
-        dataset = load_split(scenes_dir, "train").select(range(4)).map(caption_row)
+        dataset = load_folder(scenes_dir, "train").select(range(4)).map(caption_row)
     else:
-        dataset = load_split(questions_dir, "train").select(range(6)).map(lambda row: sft_row(row, 0.5))
+        dataset = load_folder(questions_dir, "train").select(range(6)).map(lambda row: sft_row(row, 0.5))
     cache = AudioEmbeddingCache.for_model(None, model, processor.feature_extractor)
     dataset = embed_dataset(cache, model, processor.feature_extractor, dataset)
     rows = list(dataset)
@@ -143,7 +143,7 @@ def test_cached_grpo_log_probs_equal_the_encoders(questions_dir, tmp_path):
     model, processor = _live_model(seed=4)
     freeze_all_but(model, FULL_FINETUNE_MODULES)
     model.config.image_token_id = model.config.audio_token_id
-    questions = load_split(questions_dir, "train")
+    questions = load_folder(questions_dir, "train")
     first_of_scene = list({scene: row for row, scene in reversed(list(enumerate(questions["scene_id"])))}.values())
     dataset = questions.select(sorted(first_of_scene)[:4]).map(grpo_row)  # four scenes: four clips
     cache = AudioEmbeddingCache.for_model(None, model, processor.feature_extractor)
@@ -239,7 +239,7 @@ def test_embed_resumes_after_a_kill_to_the_same_bytes(scenes_dir, tmp_path):
 
 
 def test_with_clip_keys_decodes_each_scene_once_and_keys_by_samples(questions_dir):
-    dataset = with_clip_keys(load_split(questions_dir, "train"))
+    dataset = with_clip_keys(load_folder(questions_dir, "train"))
     keys = dataset[KEY_COLUMN]
     assert len(set(keys)) < len(keys)  # questions of one scene share their clip
     row = dataset[0]
@@ -277,7 +277,7 @@ def test_a_trainer_that_trains_an_encoder_refuses_a_cache(questions_dir, tmp_pat
     model, processor = build_tiny_spatial_qwen_audio()  # every parameter trainable, the encoders' included
     cache = AudioEmbeddingCache.for_model(None, model, processor.feature_extractor)
     args = SpatialSFTConfig(output_dir=str(tmp_path), lora_r=0, report_to=[], max_steps=1, use_cpu=True)
-    dataset = load_split(questions_dir, "train").select(range(2)).map(lambda row: sft_row(row, 0.0))
+    dataset = load_folder(questions_dir, "train").select(range(2)).map(lambda row: sft_row(row, 0.0))
     with pytest.raises(ValueError, match="trains an audio encoder"):
         AudioSFTTrainer(model, args, processor, train_dataset=dataset, embedding_cache=cache)
 

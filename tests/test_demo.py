@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hf_spatial import demo
+from hf_spatial.demo_plan import STAGE_OVERHEAD_SECONDS
 from tests.conftest import run_cli
 
 
@@ -119,7 +120,7 @@ def test_plan_scales_with_minutes_and_machine_speed_and_auto_sources_fall_back(m
     remaining, budgets = left, []
     for index, stage in enumerate(demo.DEMO_STAGES):
         budgets.append(default.stage_budget(stage, remaining, list(demo.DEMO_STAGES[index:])))
-        remaining -= budgets[-1] + 8.0  # the stage's training, then its overhead
+        remaining -= budgets[-1] + STAGE_OVERHEAD_SECONDS  # the stage's training, then its overhead
     assert budgets[0] == on_time[0] and remaining == pytest.approx(default.evaluation_seconds(), rel=1e-6)
     late = default.stage_budget("sft", 100.0, ["sft", "grpo"])
     assert 0 < late < default.stage_budget("sft", left / 2, ["sft", "grpo"])

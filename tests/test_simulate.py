@@ -5,12 +5,15 @@ import sys
 import time
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import soundfile as sf
+from datasets.exceptions import NonMatchingSplitsSizesError
 
 from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.data import read_foa
+from hf_spatial.data.folders import load_folder
 from hf_spatial.data.simulate import simulate
 from tests.conftest import REPO_ROOT, run_cli
 
@@ -35,8 +38,6 @@ def dataset_dir(tmp_path_factory) -> Path:
 
 
 def test_load_dataset_round_trip_gives_4_channel_scenes(dataset_dir):
-    import datasets
-
     assert sorted(_files(dataset_dir)) == [
         "README.md",
         "data/test-00000-of-00002.parquet",
@@ -92,7 +93,11 @@ def test_killed_run_resumes_to_identical_bytes(tmp_path):
     process.wait()
     shards = sorted(p.name for p in (killed / "data").glob("*.parquet"))
     assert 1 <= len(shards) < 6, "the run should have been killed part-way"
-    assert not (killed / "README.md").exists()
+    # The card already declares the full split: datasets refuses the partial folder instead of loading part of it.
+    with pytest.raises(NonMatchingSplitsSizesError):
+        datasets.load_dataset(str(killed))
+    with pytest.raises(ValueError, match=r"the train split is incomplete .* Finish it by re-running `hf-spatial"):
+        load_folder(killed, "train")
     # Every visible shard is complete; whatever was being written stayed in .partial.
     for shard in shards:
         assert (killed / "data" / shard).read_bytes() == (reference / "data" / shard).read_bytes()

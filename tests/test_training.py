@@ -9,8 +9,9 @@ import pytest
 import torch
 import trl
 
+from hf_spatial.data.folders import load_folder
 from hf_spatial.training.chat_data import grpo_row, sft_row, wants_reasoning
-from hf_spatial.training.common import dataset_labels, load_split
+from hf_spatial.training.common import dataset_labels
 from hf_spatial.training.grpo import SUPPORTED_TRL_VERSION, AudioGRPOTrainer, SpatialGRPOConfig, check_trl_version
 from hf_spatial.training.stages import load_config, run_stage
 from tests.conftest import run_cli
@@ -39,7 +40,7 @@ def _changed(before: dict, after: dict) -> set[str]:
 def test_encoder_stage_trains_only_the_spatial_encoder_and_records_itself(encoder_dir, scenes_dir):
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
 
-    labels = dataset_labels(load_split(scenes_dir, "train"))
+    labels = dataset_labels(load_folder(scenes_dir, "train"))
     initial, _ = build_tiny_spatial_qwen_audio(class_names=labels)  # the stage's starting point (seed 0)
     before = {name: parameter.detach().clone() for name, parameter in initial.named_parameters()}
     after = _parameters(encoder_dir)
@@ -57,7 +58,7 @@ def test_encoder_loss_on_a_fixed_batch_goes_down(scenes_dir):
     from hf_spatial.training.encoder import SeldCollator
     from hf_spatial.training.seld_targets import slot_loss
 
-    train = load_split(scenes_dir, "train")
+    train = load_folder(scenes_dir, "train")
     labels = dataset_labels(train)
     model, processor = build_tiny_spatial_qwen_audio(class_names=labels)
     batch = SeldCollator(processor.feature_extractor, labels, 3)([train[i] for i in range(4)])
@@ -154,13 +155,13 @@ def test_question_stages_train_on_the_tasks_asked_for(questions_dir):
 
     common = ["--dataset_dir", str(questions_dir), "--eval_split", "none"]
     args = load_config("sft", "tiny", [*common, "--tasks", "l1_direction_sector", "l2"])
-    train, _ = _language_splits(args, lambda row: {}, args.tasks)
-    every_task = set(load_split(questions_dir, "train")["task"])
+    train, _ = _language_splits(args, "sft", args.tasks)
+    every_task = set(load_folder(questions_dir, "train")["task"])
     wanted = {"l1_direction_sector"} | {task for task in every_task if task.startswith("l2_")}
     assert set(train["task"]) == wanted and len(wanted) > 1
     assert load_config("grpo", "tiny", [*common, "--tasks", "l1"]).tasks == ["l1"]
     with pytest.raises(ValueError, match="Unknown task 'l9'"):
-        _language_splits(args, lambda row: {}, ["l9"])
+        _language_splits(args, "sft", ["l9"])
     with pytest.raises(ValueError, match=r"sector rows has no rows of the tasks .*l3_navigation"):
         keep_tasks(train, ["l3_navigation"], "sector rows")
 
@@ -186,7 +187,7 @@ def test_sft_rows_mask_the_prompt_and_answer_in_both_formats(questions_dir):
     from hf_spatial.models.tiny import build_tiny_processor
     from hf_spatial.training.collators import AudioChatCollator
 
-    items = list(load_split(questions_dir, "train").select(range(8)))
+    items = list(load_folder(questions_dir, "train").select(range(8)))
     rows = [{**item, **sft_row(item, reasoning_fraction=0.5)} for item in items]
     assert {row["completion"].startswith("<think>") for row in rows} == {True, False}
     assert all(
@@ -230,7 +231,7 @@ def grpo_setup(encoder_dir, questions_dir, tmp_path):
     torch.nn.init.normal_(model.model.spatial_projector.output.weight, std=0.5)
     model.config.image_token_id = model.config.audio_token_id
     processor = AutoProcessor.from_pretrained(encoder_dir)
-    dataset = load_split(questions_dir, "train").select(range(4)).map(grpo_row)
+    dataset = load_folder(questions_dir, "train").select(range(4)).map(grpo_row)
     return model, processor, dataset, tmp_path
 
 
@@ -336,7 +337,7 @@ def test_spatial_grpo_rewards_come_from_the_question_metadata(encoder_dir, quest
             "none",
         ],
     )
-    items = {item["sample_id"]: item for item in load_split(questions_dir, "train").select(range(4))}
+    items = {item["sample_id"]: item for item in load_folder(questions_dir, "train").select(range(4))}
     assert set(seen["sample_id"]) <= set(items)
     for sample_id, letter, evidence in zip(seen["sample_id"], seen["answer_letter"], seen["evidence"], strict=True):
         assert letter == items[sample_id]["answer_letter"] and json.loads(evidence) == json.loads(

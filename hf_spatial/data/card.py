@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from hf_spatial.atomic import write_text_atomic
+
 CARD_TEMPLATE = """\
 ---
 {front_matter}---
@@ -99,7 +101,9 @@ def loading_metadata(data_dir: Path, num_examples: dict[str, int], features) -> 
 
 
 def front_matter(out_dir: Path, records: list[dict[str, Any]], features) -> str:
-    licences = sorted({licence for record in records for licence in record["provenance"]["licences"]})
+    licences = sorted(
+        {licence for record in records if "provenance" in record for licence in record["provenance"]["licences"]}
+    )
     data = {
         "license": "cc0-1.0" if licences == ["CC0-1.0"] else "other",
         "pretty_name": "hf-spatial simulated FOA scenes",
@@ -115,6 +119,12 @@ def _split_section(record: dict[str, Any]) -> str:
     lines = [f"### `{record['split']}`: {record['num_scenes']} scenes in {record['num_shards']} shards", ""]
     lines.append(f"Command: `{record['command']}`")
     lines.append("")
+    if not record.get("complete"):
+        lines.append(
+            "**Incomplete**: this split is being generated, or its generation was interrupted; the folder does not "
+            "load until it is finished (re-run the command)."
+        )
+        lines.append("")
     lines += [f"- `{key}`: `{value}`" for key, value in params.items()]
     lines.append("")
     return "\n".join(lines)
@@ -138,7 +148,8 @@ def _source_section(record: dict[str, Any]) -> str:
 
 
 def write_card(out_dir: Path, records: list[dict[str, Any]]) -> Path:
-    """Write `out_dir/README.md` for the given split records (atomically)."""
+    """Write `out_dir/README.md` for the given split records (atomically). An incomplete record (no `complete`)
+    is declared with its full size, so `load_dataset` refuses its partial shards, and marked as such."""
     from hf_spatial.data.schema import features
 
     records = sorted(records, key=lambda record: record["split"] != "train")  # train first
@@ -146,10 +157,6 @@ def write_card(out_dir: Path, records: list[dict[str, Any]]) -> Path:
         front_matter=front_matter(out_dir, records, features()),
         first_split=records[0]["split"],
         split_sections="\n".join(_split_section(record) for record in records),
-        source_sections="\n".join(_source_section(record) for record in records),
+        source_sections="\n".join(_source_section(record) for record in records if "provenance" in record),
     )
-    path = out_dir / "README.md"
-    partial = out_dir / ".README.md.partial"
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-    return path
+    return write_text_atomic(out_dir / "README.md", text)

@@ -5,8 +5,10 @@ Layout (see ../notes in CONTRACTS): `DIR/README.md` (card), `DIR/data/{split}-{i
 
 Shard i holds scenes [i * shard_size, (i + 1) * shard_size) of (seed, split), a deterministic function of the
 arguments and i alone. A shard is written to `DIR/.partial/` and renamed into `data/` when complete, so `data/`
-never shows a half-written shard; a re-run skips the shards present and produces the same bytes an
-uninterrupted run would.
+never shows a half-written shard; a re-run skips the shards present and intact (a damaged one is rendered again)
+and produces the same bytes an uninterrupted run would. Nothing is written before the arguments and sources are
+checked. While a split is incomplete its record says so and the card declares its full size, so `load_dataset`
+and `hf_spatial.data.folders.load_folder` refuse the folder rather than load part of it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from hf_spatial.atomic import check_output_folder, write_text_atomic
+from hf_spatial.data.card import write_card
+from hf_spatial.data.folders import generation_records
 
 logger = logging.getLogger(__name__)
 
@@ -127,19 +133,25 @@ def simulate(
     """
     from tqdm.auto import tqdm
 
-    from hf_spatial.data.card import write_card
-
     args = SimulationArgs(num_scenes, seed, split, sources, mode, shard_size, duration)
-    out = Path(out_dir)
+    out = check_output_folder(out_dir)
     record_path = out / "generation" / f"{split}.json"
-    record = _check_or_start_record(out, record_path, args)
+    record = _new_record(out, record_path, args)
     cache = str(cache_dir) if cache_dir is not None else None
-    _init_worker(args, cache, str(out))  # validates sources early, in this process, with a clear error
+    # Sources and the sampler settings (duration, ...) are checked here, before anything is written, so a failed
+    # command leaves nothing that would make its corrected version refuse to run.
+    _init_worker(args, cache, str(out))
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / ".partial").mkdir(exist_ok=True)
     for stale in (out / ".partial").glob(f"{split}-*"):
         stale.unlink()  # left by a killed run
-    pending = [i for i in range(args.num_shards) if not (out / "data" / args.shard_name(i)).is_file()]
+    pending = [i for i in range(args.num_shards) if not _shard_done(out, args, i)]
+    if pending or not record_path.is_file():
+        # The card comes first: from now until the split is complete it declares the split's full size, so
+        # `load_dataset(out)` refuses the folder instead of loading part of it (or the record as data).
+        others = [r for name, r in generation_records(out).items() if name != split]
+        write_card(out, [*others, record])
+        _write_json(record_path, record)
     done = args.num_scenes - sum(args.shard_range(i)[1] for i in pending)
     logger.info("simulate %s: %d scenes, %d shard(s) to render, %d worker(s)", split, num_scenes, len(pending), workers)
     with tqdm(total=args.num_scenes, initial=done, unit="scene", desc=f"simulate {split}", disable=not progress) as bar:
@@ -156,11 +168,33 @@ def simulate(
     record["provenance"] = _provenance(out, args, _WORKER["bank"])
     record["complete"] = True
     _write_json(record_path, record)
-    write_card(out, [json.loads(path.read_text()) for path in sorted((out / "generation").glob("*.json"))])
+    write_card(out, list(generation_records(out).values()))
     return out
 
 
-def _check_or_start_record(out: Path, record_path: Path, args: SimulationArgs) -> dict[str, Any]:
+def _shard_done(out: Path, args: SimulationArgs, index: int) -> bool:
+    """Whether shard `index` is in `data/` and intact (its footer parses and holds its row count); a damaged one
+    (truncated by a full disk or a copy, say) is removed, with a warning, to be rendered again."""
+    import pyarrow.parquet as pq
+
+    path = out / "data" / args.shard_name(index)
+    if not path.is_file():
+        return False
+    expected = args.shard_range(index)[1]
+    try:
+        rows = pq.read_metadata(path).num_rows
+        problem = None if rows == expected else f"{rows} rows where it should hold {expected}"
+    except (OSError, ValueError) as error:  # pyarrow: ArrowInvalid (a ValueError) or OSError
+        problem = str(error)
+    if problem is None:
+        return True
+    logger.warning("%s is truncated or corrupt (%s); rendering it again", path, problem)
+    path.unlink()
+    return False
+
+
+def _new_record(out: Path, record_path: Path, args: SimulationArgs) -> dict[str, Any]:
+    """The generation record of this split (not yet complete); a split recorded with other parameters is refused."""
     from hf_spatial import __version__
     from hf_spatial.acoustics.scene import SceneSpec
 
@@ -173,17 +207,14 @@ def _check_or_start_record(out: Path, record_path: Path, args: SimulationArgs) -
         "parameters": parameters,
         "versions": {"hf_spatial": __version__, "renderer": SceneSpec.__dataclass_fields__["renderer_version"].default},
     }
-    if record_path.is_file():
-        previous = json.loads(record_path.read_text())
-        if previous["parameters"] != parameters:
-            changed = {k: (previous["parameters"].get(k), v) for k, v in parameters.items()
-                       if previous["parameters"].get(k) != v}  # fmt: skip
-            raise FileExistsError(
-                f"{out} already holds a {args.split} split generated with other parameters "
-                f"(old, new): {changed}. Use another --out, or delete {out / 'data'}/{args.split}-* and {record_path}."
-            )
-    else:
-        _write_json(record_path, record)
+    previous = generation_records(out).get(args.split)
+    if previous is not None and previous["parameters"] != parameters:
+        changed = {k: (previous["parameters"].get(k), v) for k, v in parameters.items()
+                   if previous["parameters"].get(k) != v}  # fmt: skip
+        raise FileExistsError(
+            f"{out} already holds a {args.split} split generated with other parameters "
+            f"(old, new): {changed}. Use another --out, or delete {out / 'data'}/{args.split}-* and {record_path}."
+        )
     return record
 
 
@@ -213,10 +244,7 @@ def _provenance(out: Path, args: SimulationArgs, bank) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    partial.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------- CLI

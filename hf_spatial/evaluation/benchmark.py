@@ -21,12 +21,13 @@ import json
 import logging
 import os
 import shlex
-import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from hf_spatial.atomic import check_output_folder, publish_folder, staging_folder
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def build_benchmark(
         tuple(str(p) for p in train_datasets),
         tuple(resolve_tasks(tasks)) if tasks is not None else None,
     )
-    out = Path(out_dir)
+    out = check_output_folder(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite or choose another --out.")
     cache = str(cache_dir) if cache_dir is not None else None
@@ -172,12 +173,9 @@ def build_benchmark(
         raise ValueError(f"The benchmark would share data with training: {problems}. Report: {rejected}.")
 
     rows = _render_all(scenes, args, workers, cache)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = staging_folder(out)
     _write_benchmark(tmp, items, rows, report)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    publish_folder(tmp, out)
     logger.info("benchmark: %d items from %d scenes in %s", len(items), len(scenes), out)
     return report
 
@@ -280,7 +278,7 @@ def _write_benchmark(folder: Path, items: list[dict[str, Any]], rows: dict[str, 
     from hf_spatial.tasks.dataset import qa_features, write_parquet
     from hf_spatial.tasks.twnm import write_twnm_benchmark
 
-    (folder / "data").mkdir(parents=True)
+    (folder / "data").mkdir()
     full = [
         {**item, "split": "test", "scene": rows[item["scene_id"]]["scene"], "audio": rows[item["scene_id"]]["audio"]}
         for item in items

@@ -7,6 +7,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from hf_spatial.atomic import check_output_folder
+
 logger = logging.getLogger(__name__)
 
 BASELINES = ("intensity", "intensity-oracle", "cascade")
@@ -44,6 +46,8 @@ def evaluate_benchmark(
     from hf_spatial.evaluation.report import write_outputs
     from hf_spatial.evaluation.runner import evaluate
 
+    if model is not None:
+        check_model_folder(model)
     model_kwargs = dict(
         device=device, dtype=dtype, max_new_tokens=max_new_tokens, answer_format=answer_format, scoring=scoring
     )
@@ -81,6 +85,17 @@ def evaluate_benchmark(
             cascade = evaluate(cascade_predictor, bench, ("full",), batch_size=batch_size)
     info = {"num_items": len(bench.items)}
     return write_outputs(run, out, info, plots=plots, cascade=cascade, encoder=encoder)
+
+
+def check_model_folder(model: str | Path) -> Path:
+    """`--model` as an existing folder (the Hub is not reached from here), else a one-line error saying what to pass."""
+    model = Path(model)
+    if not model.is_dir():
+        what = "is a file" if model.exists() else "does not exist"
+        raise FileNotFoundError(
+            f"--model {model} {what}; pass a model folder (written by `hf-spatial train` or `save_pretrained`)."
+        )
+    return model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -149,7 +164,7 @@ def _default_out(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = _default_out(args)
+    out = check_output_folder(_default_out(args))
     if args.seld:
         return _run_seld(args, out)
     if args.benchmark is None:
@@ -199,7 +214,7 @@ def _run_seld(args: argparse.Namespace, out: Path) -> int:
         from hf_spatial.evaluation.seld import evaluate_model_seld
 
         results = evaluate_model_seld(
-            args.model,
+            check_model_folder(args.model),
             args.dataset,
             out,
             edition=args.edition,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hf_spatial.atomic import check_output_folder, publish_folder, staging_folder
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +52,17 @@ def qa_features(sampling_rate: int = 24000):
 
 
 def _load_simulated(dataset_dir: Path):
-    from datasets import Audio, load_dataset
+    """Every split of a simulated folder, each audio cell decoded once: `questions` copies cells on, so an
+    undecodable one is refused here, named by shard and row, rather than passed into the QA set."""
+    from hf_spatial.data.folders import check_audio_cells, load_folder
 
-    if not (dataset_dir / "README.md").is_file():
-        raise FileNotFoundError(
-            f"{dataset_dir} is not a simulated dataset folder (no README.md); create one with the simulator first."
-        )
-    splits = load_dataset(str(dataset_dir))
+    splits = load_folder(dataset_dir, kind="scenes", job="`hf-spatial questions`")
     for name, split in splits.items():
         missing = {"audio", "scene", "scene_id"} - set(split.column_names)
         if missing:
             raise ValueError(f"{dataset_dir} split {name!r} lacks columns {sorted(missing)} of the simulated dataset.")
-    return {name: split.cast_column("audio", Audio(decode=False)) for name, split in splits.items()}
+        check_audio_cells(split, dataset_dir, name)
+    return splits
 
 
 def distractor_statistics(reference_scenes: Sequence[Any]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -92,20 +92,21 @@ def build_question_dataset(
     from hf_spatial.tasks.balance import balance_answers
     from hf_spatial.tasks.registry import generate_questions, resolve_tasks
 
-    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    dataset_dir, out_dir = Path(dataset_dir), check_output_folder(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite or choose another --out.")
     if max_per_scene is not None and max_per_scene < 1:
         raise ValueError(f"--max-per-scene must be at least 1, got {max_per_scene}.")
+    if rows_per_shard < 1:
+        raise ValueError(f"--rows-per-shard must be at least 1, got {rows_per_shard}.")
     task_list = resolve_tasks(tasks)
     splits = _load_simulated(dataset_dir)
     scenes = {name: [SceneSpec.from_json(text) for text in split["scene"]] for name, split in splits.items()}
     # Distractor statistics come from the training scenes when there are any, so test items never shape them.
     vocabulary, priors = distractor_statistics(scenes.get("train") or [s for split in scenes.values() for s in split])
 
-    tmp_dir = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    (tmp_dir / "data").mkdir(parents=True)
+    tmp_dir = staging_folder(out_dir)
+    (tmp_dir / "data").mkdir()
     counts = {}
     for name, split in splits.items():
         items = []
@@ -123,9 +124,7 @@ def build_question_dataset(
         logger.info("%s: %d questions from %d scenes", name, len(items), len(scenes[name]))
     card = dataset_card(tmp_dir / "data", counts, task_list, seed, dataset_dir)
     (tmp_dir / "README.md").write_text(card, encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp_dir, out_dir)
+    publish_folder(tmp_dir, out_dir)
     return counts
 
 

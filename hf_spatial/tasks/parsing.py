@@ -14,7 +14,10 @@ from typing import Any
 
 Options = Sequence[str] | Mapping[str, str]
 
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+# Every pattern below runs in time linear in the text: quantifiers followed by what they could also match are
+# possessive (`*+`), so a long run of spaces, newlines or digits is scanned once, not once per split point.
+_OPEN_TAG = re.compile(r"<answer>", re.IGNORECASE)
+_CLOSE_TAG = re.compile(r"</answer>", re.IGNORECASE)
 _TOKEN = re.compile(r"-?\d+(?:\.\d+)?|[a-z]+")
 
 
@@ -38,8 +41,9 @@ def _tokens(text: str) -> tuple[str, ...]:
 
 
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
-    n = len(needle)
-    return n > 0 and any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+    # Tokens hold no spaces, so a token sequence is a contiguous part of another exactly when its space-joined
+    # text is a part of theirs on token boundaries (a substring search in C, linear in practice).
+    return len(needle) > 0 and f" {' '.join(needle)} " in f" {' '.join(haystack)} "
 
 
 def _letter_patterns(letters: str) -> list[re.Pattern[str]]:
@@ -48,13 +52,13 @@ def _letter_patterns(letters: str) -> list[re.Pattern[str]]:
     return [
         # "the answer is B", "Answer: (B)", "final answer = B", "option B", "choice [B]"
         re.compile(
-            rf"\b(?i:answer|option|choice)\s*(?i:is|:|=|would be|should be)?\s*(?i:option\s*)?"
+            rf"\b(?i:answer|option|choice)\s*+(?:(?i:is|:|=|would be|should be)\s*+)?(?:(?i:option)\s*+)?"
             rf"[\(\[]?({cls})[\)\]]?(?![A-Za-z])"
         ),
         # "(B)" or "[B]" anywhere
         re.compile(rf"[\(\[]({cls})[\)\]]"),
-        # "B." / "B)" / "B:" at the start of the text or of a line
-        re.compile(rf"(?:^|\n)\s*({cls})\s*[\.\):](?!\d)"),
+        # "B." / "B)" / "B:" at the start of the text or of a line (after blank lines and indentation)
+        re.compile(rf"^[^\S\n]*+({cls})\s*+[\.\):](?!\d)", re.MULTILINE),
     ]
 
 
@@ -67,7 +71,7 @@ def _parse_fragment(text: str, choices: dict[str, str]) -> str | None:
     if len(exact) == 1:
         return exact[0]
     # 2. A bare letter, possibly bracketed or punctuated.
-    bare = re.fullmatch(rf"[\s\(\[\*\"']*([{letters}{letters.lower()}])[\s\)\]\.\*:\"',!]*", stripped)
+    bare = re.fullmatch(rf"[\s\(\[\*\"']*+([{letters}{letters.lower()}])[\s\)\]\.\*:\"',!]*+", stripped)
     if bare:
         return bare.group(1).upper()
     # 3. Explicit letter statements; several different letters are ambiguous.
@@ -114,7 +118,14 @@ def parse_answer(text: Any, options: Options | None = None) -> str | None:
     """
     text = completion_text(text)
     choices = option_texts(options)
-    tagged = _ANSWER_TAG.findall(text)
-    if tagged:
-        return _parse_fragment(tagged[-1], choices)
-    return _parse_fragment(text, choices)
+    tagged = _last_tagged(text)
+    return _parse_fragment(text if tagged is None else tagged, choices)
+
+
+def _last_tagged(text: str) -> str | None:
+    """The content of the last `<answer>...</answer>` (tags paired left to right, the nearest closing tag after an
+    opening one), or None without a complete pair. One pass over the text."""
+    content, position = None, 0
+    while (opening := _OPEN_TAG.search(text, position)) and (closing := _CLOSE_TAG.search(text, opening.end())):
+        content, position = text[opening.end() : closing.start()], closing.end()
+    return content

@@ -22,10 +22,14 @@ ANGLE_TOLERANCE_DEG = 20.0
 DISTANCE_TOLERANCE_M = 0.5
 DISTANCE_TOLERANCE_RELATIVE = 0.25
 
-_FORMAT = re.compile(r"\s*<think>.+?</think>\s*<answer>\s*\(?[A-Z]\)?\s*</answer>\s*", re.DOTALL)
-_NUMBER = r"(-?\d+(?:\.\d+)?)"
-_ANGLE = re.compile(_NUMBER + r"\s*(?:°|deg\b|degrees?\b)", re.IGNORECASE)
-_DISTANCE = re.compile(_NUMBER + r"\s*(?:m\b|metres?\b|meters?\b)", re.IGNORECASE)
+# Linear-time patterns: a number starts only where no digit precedes it, and runs of digits and spaces are matched
+# possessively (`++`, `*+`), so a long digit run is read once instead of once per start position (the matches are
+# those of the plain patterns: a number that fits only a suffix of a digit run cannot exist).
+_FORMAT = re.compile(r"\s*+<think>.+?</think>\s*+<answer>\s*+\(?[A-Z]\)?\s*+</answer>\s*+", re.DOTALL)
+_TAGGED_LETTER = re.compile(r"<answer>\s*+\(?[A-Z]\)?\s*+</answer>")
+_NUMBER = r"(?<!\d)(-?\d++(?:\.\d++)?+)"
+_ANGLE = re.compile(_NUMBER + r"\s*+(?:°|deg\b|degrees?\b)", re.IGNORECASE)
+_DISTANCE = re.compile(_NUMBER + r"\s*+(?:m\b|metres?\b|meters?\b)", re.IGNORECASE)
 _ANGLE_KEYS = ("azimuth_deg", "elevation_deg", "angle_deg")
 
 
@@ -62,7 +66,7 @@ def format_reward(prompts: Any = None, completions: Sequence[Any] = (), **kwargs
         text = completion_text(completion)
         if _FORMAT.fullmatch(text):
             rewards.append(1.0)
-        elif re.search(r"<answer>\s*\(?[A-Z]\)?\s*</answer>", text):
+        elif _TAGGED_LETTER.search(text):
             rewards.append(0.5)
         else:
             rewards.append(0.0)
@@ -73,7 +77,8 @@ def _facts(evidence: Any) -> tuple[list[tuple[str, float]], list[float]]:
     """(angle facts as (key, degrees), distance facts in metres) from an evidence JSON string or dict."""
     if isinstance(evidence, str):
         evidence = json.loads(evidence) if evidence.strip() else {}
-    evidence = evidence or {}
+    if not isinstance(evidence, Mapping):  # None, or JSON that is not an object ("[1, 2]", "3"): no facts
+        return [], []
     angles = [(key, float(v)) for key in _ANGLE_KEYS for v in evidence.get(key) or []]
     distances = [float(v) for v in evidence.get("distance_m") or []]
     return angles, distances

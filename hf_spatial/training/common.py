@@ -72,12 +72,16 @@ def stage_callbacks(args: StageDataArguments, callbacks: list | None) -> list:
 
 def prepare_embedding_cache(args: StageDataArguments, model, processor, splits: list) -> tuple[Any, list]:
     """With `args.embedding_cache`: open the model's cache, embed the clips of `splits` (datasets or None) that it
-    lacks, and return it with the splits keyed by clip. Without: `(None, splits)`."""
+    lacks, and return it with the splits keyed by clip (their audio column dropped). Without: `(None, splits)`."""
     if args.embedding_cache is None:
         return None, splits
     cache = AudioEmbeddingCache.for_model(args.embedding_cache, model, processor.feature_extractor)
+    # Keyed rows need no audio: dropping it keeps the row mapping and every batch from copying the FLAC bytes.
     keyed = [
-        split if split is None else embed_dataset(cache, model, processor.feature_extractor, split) for split in splits
+        split
+        if split is None
+        else embed_dataset(cache, model, processor.feature_extractor, split).remove_columns("audio")
+        for split in splits
     ]
     logger.info("audio embedding cache %s: %d clips", cache.folder, len(cache))
     return cache, keyed
@@ -106,15 +110,20 @@ def keep_tasks(dataset, tasks: list[str] | None, where: str):
     return kept
 
 
-def load_stage_splits(args: StageDataArguments):
-    """The stage's training and held-out splits, truncated to `max_*_samples`."""
+def load_stage_splits(args: StageDataArguments, kind: str, stage: str):
+    """The stage's training and held-out splits, truncated to `max_*_samples`; `kind` is the folder kind the stage
+    reads ("scenes" or "questions", see `hf_spatial.data.folders`)."""
+    from hf_spatial.data.folders import load_folder
 
-    def load(split: str, limit: int | None):
-        dataset = load_split(args.dataset_dir, split)
+    def load(split: str, limit: int | None, hint: str):
+        dataset = load_folder(args.dataset_dir, split, kind=kind, job=f"the {stage} stage", missing_split_hint=hint)
         return dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
 
-    train = load(args.train_split, args.max_train_samples)
-    evaluation = load(args.eval_split, args.max_eval_samples) if args.eval_split else None
+    train = load(args.train_split, args.max_train_samples, " Pass --train_split with one of these.")
+    evaluation = None
+    if args.eval_split:
+        hint = " Pass --eval_split with one of these, or --eval_split none to train without a held-out split."
+        evaluation = load(args.eval_split, args.max_eval_samples, hint)
     return train, evaluation
 
 
@@ -135,17 +144,6 @@ def load_model_and_processor(model_name_or_path: str, class_names: list[str] | N
     model = AutoModelForMultimodalLM.from_pretrained(model_name_or_path, **model_kwargs)
     processor = AutoProcessor.from_pretrained(model_name_or_path)
     return model, processor
-
-
-def load_split(dataset_dir: str | Path, split: str):
-    """One split of a dataset folder, with the audio column left as FLAC bytes (decoded by `read_foa`)."""
-    from datasets import Audio, load_dataset
-
-    dataset_dir = Path(dataset_dir)
-    if not (dataset_dir / "README.md").is_file():
-        raise FileNotFoundError(f"{dataset_dir} is not a dataset folder (no README.md); run `hf-spatial simulate`.")
-    dataset = load_dataset(str(dataset_dir), split=split)
-    return dataset.cast_column("audio", Audio(decode=False))
 
 
 def dataset_labels(dataset) -> list[str]:

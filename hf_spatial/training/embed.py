@@ -19,8 +19,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from hf_spatial.data import read_foa
+from hf_spatial.data.folders import load_folder
 from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache, with_clip_keys
-from hf_spatial.training.common import load_model_and_processor, load_split
+from hf_spatial.training.common import load_model_and_processor
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def embed(
     # (key, split, row) of each clip the cache lacks, first occurrence, in dataset order
     todo: dict[str, tuple[str, int]] = {}
     for split in splits:
-        keys = with_clip_keys(load_split(dataset_dir, split))[KEY_COLUMN]
+        keys = with_clip_keys(load_folder(dataset_dir, split))[KEY_COLUMN]
         for row, key in enumerate(keys):
             if key not in cache and key not in todo:
                 todo[key] = (split, row)
@@ -82,7 +83,7 @@ def _embed_shard(model_name_or_path, dataset_dir, root, shard, batch_size, devic
         model, processor = load_model_and_processor(model_name_or_path)
         model.to(device).eval()
     cache = AudioEmbeddingCache.for_model(root, model, processor.feature_extractor)
-    datasets = {split: load_split(dataset_dir, split) for split in {split for _, (split, _) in shard}}
+    datasets = {split: load_folder(dataset_dir, split) for split in {split for _, (split, _) in shard}}
     clips = ((key, read_foa(datasets[split][row]["audio"])) for key, (split, row) in shard)
     return cache.update(model, processor.feature_extractor, clips, batch_size=batch_size, shard_size=len(shard))
 

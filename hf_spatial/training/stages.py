@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import re
+import struct
 import typing
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -111,14 +115,84 @@ def run_stage(
 
 
 def train_resuming(trainer) -> None:
-    """Train, continuing from the last checkpoint in `output_dir` if an earlier run left one."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    output_dir = Path(trainer.args.output_dir)
-    checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    """Train, continuing from the newest complete checkpoint in `output_dir` if an earlier run left one."""
+    checkpoint = last_complete_checkpoint(trainer.args.output_dir)
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest `checkpoint-N` of `output_dir` that a run can resume from. Newer ones that a killed run left
+    half-written are skipped with a warning (the resumed run writes them again when it gets there)."""
+    output_dir = Path(output_dir)
+    steps = {}
+    for folder in output_dir.glob("checkpoint-*") if output_dir.is_dir() else ():
+        match = _CHECKPOINT.fullmatch(folder.name)
+        if match and folder.is_dir():
+            steps[folder] = int(match.group(1))
+    for folder in sorted(steps, key=steps.get, reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        logger.warning("skipping incomplete checkpoint %s (%s): a run was killed while writing it", folder, problem)
+    return None
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why a Trainer checkpoint folder is incomplete, or None when it is whole: `trainer_state.json` (which the
+    Trainer writes last) parses, the folder has model weights, and no weights, optimizer or RNG file is cut short."""
+    folder = Path(folder)
+    state = folder / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        if "global_step" not in json.loads(state.read_text(encoding="utf-8")):
+            return "trainer_state.json has no global_step"
+    except (ValueError, UnicodeDecodeError):
+        return "trainer_state.json is cut short"
+    names = {path.name for path in folder.iterdir()}
+    if not names & _WEIGHTS_FILES and not any(name.startswith(_WEIGHTS_FOLDERS) for name in names):
+        return "no model weights"
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            missing = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()) - names)
+        except (ValueError, KeyError, AttributeError, UnicodeDecodeError):
+            return f"{index.name} is cut short"
+        if missing:
+            return f"weight shards {', '.join(missing)} missing"
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".safetensors" and not _safetensors_whole(path):
+            return f"{path.name} is cut short"
+        if path.suffix in (".pt", ".pth", ".bin") and not zipfile.is_zipfile(path):  # torch.save writes zip archives
+            return f"{path.name} is cut short"
+    return None
+
+
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+# What `Trainer._load_from_checkpoint` loads weights from: files, or DeepSpeed / FSDP folders.
+_WEIGHTS_FILES = {
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+}
+_WEIGHTS_FOLDERS = ("global_step", "pytorch_model_fsdp")
+
+
+def _safetensors_whole(path: Path) -> bool:
+    """Whether a safetensors file is as long as its header says (a kill mid-write leaves it shorter)."""
+    try:
+        with path.open("rb") as handle:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(header_size))
+        end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError):
+        return False
+    return path.stat().st_size == 8 + header_size + end
 
 
 def config_record(args) -> dict[str, Any]:
@@ -160,7 +234,7 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
             "The encoder stage trains the spatial encoder, so its outputs cannot come from an embedding cache; "
             "unset embedding_cache (the later stages use it)."
         )
-    train, evaluation = load_stage_splits(args)
+    train, evaluation = load_stage_splits(args, "scenes", "encoder")
     # A converted (STARSS23) folder records the class list its DCASE labels index; rows without a SceneSpec are
     # trained on those labels.
     dcase_class_names = recorded_class_names(args.dataset_dir)
@@ -214,6 +288,38 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
 
 def run_align(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.chat_data import caption_row
+    from hf_spatial.training.language_stages import SpatialAlignTrainer
+
+    return _run_language_stage(args, "align", caption_row, SpatialAlignTrainer, callbacks)
+
+
+def run_sft(args, callbacks: list | None = None) -> Path:
+    from hf_spatial.training.chat_data import sft_row
+    from hf_spatial.training.language_stages import SpatialSFTTrainer
+
+    def to_row(row):
+        return sft_row(row, args.reasoning_fraction, args.answer_format)
+
+    return _run_language_stage(args, "sft", to_row, SpatialSFTTrainer, callbacks, args.tasks)
+
+
+def run_grpo(args, callbacks: list | None = None) -> Path:
+    from hf_spatial.training.chat_data import grpo_row
+    from hf_spatial.training.grpo import SpatialGRPOTrainer
+
+    return _run_language_stage(args, "grpo", grpo_row, SpatialGRPOTrainer, callbacks, args.tasks)
+
+
+def _run_language_stage(
+    args,
+    stage: str,
+    to_row: Callable[[dict[str, Any]], dict[str, Any]],
+    trainer_class: type,
+    callbacks: list | None,
+    tasks: list[str] | None = None,
+) -> Path:
+    """Load the stage's splits and model, key the rows by clip in the embedding cache (if any), make the chat rows,
+    train (resuming) and finish the stage."""
     from hf_spatial.training.common import (
         dataset_labels,
         finish_stage,
@@ -221,12 +327,15 @@ def run_align(args, callbacks: list | None = None) -> Path:
         prepare_embedding_cache,
         stage_callbacks,
     )
-    from hf_spatial.training.language_stages import SpatialAlignTrainer
 
-    train, evaluation = _language_splits(args, caption_row)
-    model, processor = load_model_and_processor(args.model_name_or_path, class_names=dataset_labels(train))
+    train, evaluation = _language_splits(args, stage, tasks)
+    # align may start a new tiny model: its slot classes are the scenes' labels
+    class_names = dataset_labels(train) if stage == "align" else None
+    model, processor = load_model_and_processor(args.model_name_or_path, class_names=class_names)
     cache, (train, evaluation) = prepare_embedding_cache(args, model, processor, [train, evaluation])
-    trainer = SpatialAlignTrainer(
+    train = train.map(to_row, desc=f"{args.train_split} rows")
+    evaluation = evaluation.map(to_row, desc=f"{args.eval_split} rows") if evaluation is not None else None
+    trainer = trainer_class(
         model,
         args,
         processor,
@@ -236,72 +345,18 @@ def run_align(args, callbacks: list | None = None) -> Path:
         callbacks=stage_callbacks(args, callbacks),
     )
     train_resuming(trainer)
-    return finish_stage(trainer, processor, "align", config_record(args), [args.dataset_dir], args.model_name_or_path)
+    return finish_stage(trainer, processor, stage, config_record(args), [args.dataset_dir], args.model_name_or_path)
 
 
-def run_sft(args, callbacks: list | None = None) -> Path:
-    from hf_spatial.training.chat_data import sft_row
-    from hf_spatial.training.common import (
-        finish_stage,
-        load_model_and_processor,
-        prepare_embedding_cache,
-        stage_callbacks,
-    )
-    from hf_spatial.training.language_stages import SpatialSFTTrainer
-
-    train, evaluation = _language_splits(
-        args, lambda row: sft_row(row, args.reasoning_fraction, args.answer_format), args.tasks
-    )
-    model, processor = load_model_and_processor(args.model_name_or_path)
-    cache, (train, evaluation) = prepare_embedding_cache(args, model, processor, [train, evaluation])
-    trainer = SpatialSFTTrainer(
-        model,
-        args,
-        processor,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        embedding_cache=cache,
-        callbacks=stage_callbacks(args, callbacks),
-    )
-    train_resuming(trainer)
-    return finish_stage(trainer, processor, "sft", config_record(args), [args.dataset_dir], args.model_name_or_path)
-
-
-def run_grpo(args, callbacks: list | None = None) -> Path:
-    from hf_spatial.training.chat_data import grpo_row
-    from hf_spatial.training.common import (
-        finish_stage,
-        load_model_and_processor,
-        prepare_embedding_cache,
-        stage_callbacks,
-    )
-    from hf_spatial.training.grpo import SpatialGRPOTrainer
-
-    train, evaluation = _language_splits(args, grpo_row, args.tasks)
-    model, processor = load_model_and_processor(args.model_name_or_path)
-    cache, (train, evaluation) = prepare_embedding_cache(args, model, processor, [train, evaluation])
-    trainer = SpatialGRPOTrainer(
-        model,
-        args,
-        processor,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        embedding_cache=cache,
-        callbacks=stage_callbacks(args, callbacks),
-    )
-    train_resuming(trainer)
-    return finish_stage(trainer, processor, "grpo", config_record(args), [args.dataset_dir], args.model_name_or_path)
-
-
-def _language_splits(args, to_row: Callable[[dict[str, Any]], dict[str, Any]], tasks: list[str] | None = None):
+def _language_splits(args, stage: str, tasks: list[str] | None = None):
+    """A language stage's training and held-out splits, with only the rows of `tasks` (all for None)."""
     from hf_spatial.training.common import keep_tasks, load_stage_splits
 
-    train, evaluation = load_stage_splits(args)
+    # align describes scenes; sft and grpo answer questions
+    train, evaluation = load_stage_splits(args, "scenes" if stage == "align" else "questions", stage)
     train = keep_tasks(train, tasks, f"{args.dataset_dir} [{args.train_split}]")
     if evaluation is not None:
         evaluation = keep_tasks(evaluation, tasks, f"{args.dataset_dir} [{args.eval_split}]")
-    train = train.map(to_row, desc=f"{args.train_split} rows")
-    evaluation = evaluation.map(to_row, desc=f"{args.eval_split} rows") if evaluation is not None else None
     return train, evaluation
 
 

@@ -21,6 +21,10 @@ from .foa_format import FOA_FORMATS, NUM_FOA_CHANNELS, W, X, Y, Z, to_ambix
 
 logger = logging.get_logger(__name__)
 
+# Float samples are expected in [-1, 1]. A peak this far above full scale (+24 dB) is integer PCM stored as floats
+# (int16 reaches 32767) or broken audio; it would shift every log-mel (and overflow the band powers near 1e19).
+MAX_PEAK_AMPLITUDE = 16.0
+
 
 def audio_token_count(num_feature_frames: int | np.ndarray | torch.Tensor):
     """Audio tokens (25 Hz) Qwen2-Audio's encoder makes from `num_feature_frames` valid Whisper frames (100 Hz):
@@ -66,6 +70,15 @@ def resample_poly(signal: np.ndarray, up: int, down: int) -> np.ndarray:
         for row, samples in enumerate(rows):
             out[row, np.flatnonzero(chosen)[inside]] = np.convolve(samples, branch)[index[inside]]
     return out.reshape(*signal.shape[:-1], num_out).astype(np.float32)
+
+
+def _whole_hertz(sampling_rate) -> int:
+    """`sampling_rate` as an int: a positive whole number of Hz (24000 or 24000.0), else a clear error."""
+    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, int | float | np.integer | np.floating):
+        raise ValueError(f"sampling_rate must be a number of Hz such as 24000, got {sampling_rate!r}.")
+    if not (math.isfinite(sampling_rate) and sampling_rate > 0 and float(sampling_rate).is_integer()):
+        raise ValueError(f"sampling_rate must be a positive whole number of Hz such as 24000, got {sampling_rate!r}.")
+    return int(sampling_rate)
 
 
 class FOAFeatureExtractor(SequenceFeatureExtractor):
@@ -204,6 +217,13 @@ class FOAFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"{where}: expected floating-point samples in [-1, 1], got dtype {clip.dtype}.")
         if not np.isfinite(clip).all():
             raise ValueError(f"{where}: contains NaN or Inf samples; clean or re-render the audio.")
+        peak = float(np.abs(clip).max()) if clip.size else 0.0
+        if peak > MAX_PEAK_AMPLITUDE:
+            raise ValueError(
+                f"{where}: peak amplitude {peak:.4g} is far above full scale (1.0); floating-point audio must lie in "
+                "[-1, 1]. Integer PCM samples stored as floats? Divide them by 32768 (16-bit), 8388608 (24-bit) or "
+                "2147483648 (32-bit)."
+            )
         duration = clip.shape[1] / sampling_rate
         if duration > self.chunk_length:
             raise ValueError(
@@ -249,6 +269,7 @@ class FOAFeatureExtractor(SequenceFeatureExtractor):
                 "`sampling_rate=` to catch mismatched audio."
             )
             sampling_rate = self.sampling_rate
+        sampling_rate = _whole_hertz(sampling_rate)
         native_rates = (self.sampling_rate, self.semantic_sampling_rate)
         if sampling_rate not in native_rates and not resample:
             raise ValueError(

@@ -11,11 +11,6 @@ import torch
 from transformers import Qwen2AudioProcessor
 
 from .feature_extraction_spatial_qwen_audio import audio_token_count
-from .foa_format import NUM_FOA_CHANNELS
-
-
-def _is_single_foa_clip(audio) -> bool:
-    return isinstance(audio, (np.ndarray, torch.Tensor)) and audio.ndim == 2 and audio.shape[0] == NUM_FOA_CHANNELS
 
 
 class SpatialQwenAudioProcessor(Qwen2AudioProcessor):
@@ -76,10 +71,10 @@ class SpatialQwenAudioProcessor(Qwen2AudioProcessor):
         elif text is not None:
             text = list(text)
         if audio is not None:
-            if _is_single_foa_clip(audio):
-                audio = [audio]
-            elif isinstance(audio, np.ndarray) and audio.ndim == 3:
-                audio = list(audio)
+            if isinstance(audio, (np.ndarray, torch.Tensor)):
+                # A batch array is a list of clips; any other array is one clip, whose shape the feature extractor
+                # checks (and says how to fix: a (num_samples, 4) array needs its transpose).
+                audio = list(audio) if audio.ndim == 3 else [audio]
             elif not isinstance(audio, (list, tuple)):
                 raise ValueError(
                     "audio must be a (4, num_samples) First-Order Ambisonics array or a list of them, got "
@@ -99,7 +94,8 @@ class SpatialQwenAudioProcessor(Qwen2AudioProcessor):
         super().validate_inputs(images=images, text=text, videos=videos, audio=audio, **kwargs)
 
     def _process_audio(self, audio, **kwargs):
-        options = {"sampling_rate": self.feature_extractor.sampling_rate, **getattr(self, "_extractor_options", {})}
+        # Without a `sampling_rate`, the feature extractor assumes its own rate and warns: never assumed silently here.
+        options = dict(getattr(self, "_extractor_options", {}))
         audio_inputs = self.feature_extractor(audio, return_tensors=kwargs.get("return_tensors"), **options)
         num_tokens = audio_token_count(np.asarray(audio_inputs["feature_attention_mask"]).sum(-1))
         audio_inputs["num_audio_tokens"] = [int(n) for n in num_tokens]
