@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0, help="scene length in seconds (the demo's: 5)")
+    parser.add_argument("--start", default="tiny", help="model the encoder stage starts from (e.g. a demo's "
+                        "OUT/stages/initial: pretrained Whisper, 5-s window)")  # fmt: skip
+    parser.add_argument("--lora_r", default=None, help="sft/grpo LoRA rank (0: the whole language model, as the demo)")
     args = parser.parse_args()
     out = Path(args.out)
     simulate(out / "scenes", 64, split="train", workers=2, duration=args.duration)
@@ -48,7 +51,7 @@ def main() -> None:
         build_question_dataset(out / "scenes", out / "questions")
 
     clock = StepClock()
-    previous, rows = "tiny", {}
+    previous, rows = args.start, {}
     for stage, data in (("encoder", "scenes"), ("align", "scenes"), ("sft", "questions"), ("grpo", "questions")):
         variants = ("features",) if stage == "encoder" else ("features", "cache")
         for variant in variants:
@@ -60,6 +63,8 @@ def main() -> None:
             ]  # fmt: skip
             if variant == "cache":
                 overrides += ["--embedding_cache", str(out / "embedding_cache")]
+            if args.lora_r is not None and stage in ("sft", "grpo"):
+                overrides += ["--lora_r", args.lora_r]
             config = load_config(stage, "tiny", overrides)
             began = time.monotonic()
             run_stage(stage, "tiny", overrides, callbacks=[clock])
