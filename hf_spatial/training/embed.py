@@ -9,6 +9,7 @@ and the re-run computes the rest, to the same bytes as one uninterrupted run.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -77,14 +78,17 @@ def embed(
     return AudioEmbeddingCache.for_model(root, model, processor.feature_extractor)
 
 
+# A process embeds many shards of the same splits: load each once.
+_load_split = functools.lru_cache(maxsize=8)(load_folder)
+
+
 def _embed_shard(model_name_or_path, dataset_dir, root, shard, batch_size, device, model=None, processor=None) -> int:
     """Compute one shard's clips and store them as one file; in a worker process, load the model first."""
     if model is None:
         model, processor = load_model_and_processor(model_name_or_path)
         model.to(device).eval()
     cache = AudioEmbeddingCache.for_model(root, model, processor.feature_extractor)
-    datasets = {split: load_folder(dataset_dir, split) for split in {split for _, (split, _) in shard}}
-    clips = ((key, read_foa(datasets[split][row]["audio"])) for key, (split, row) in shard)
+    clips = ((key, read_foa(_load_split(dataset_dir, split)[row]["audio"])) for key, (split, row) in shard)
     return cache.update(model, processor.feature_extractor, clips, batch_size=batch_size, shard_size=len(shard))
 
 

@@ -657,18 +657,17 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
             audio_token_mask = input_ids == self.config.audio_token_id
-            precomputed = SpatialAudioEncoderOutput(
-                audio_hidden_states=audio_hidden_states,
-                audio_token_lengths=audio_token_lengths,
-                spatial_hidden_states=spatial_hidden_states,
-                spatial_pooled_output=spatial_pooled_output,
-                spatial_token_accdoa=spatial_token_accdoa,
-            )
             if input_features is not None and audio_token_lengths is not None:
                 raise ValueError("Pass either the audio features or the audio encoders' outputs, not both.")
             if (input_features is not None or audio_token_lengths is not None) and bool(audio_token_mask.any()):
                 if audio_token_lengths is not None:
-                    encoded = precomputed
+                    encoded = SpatialAudioEncoderOutput(
+                        audio_hidden_states=audio_hidden_states,
+                        audio_token_lengths=audio_token_lengths,
+                        spatial_hidden_states=spatial_hidden_states,
+                        spatial_pooled_output=spatial_pooled_output,
+                        spatial_token_accdoa=spatial_token_accdoa,
+                    )
                 elif feature_attention_mask is None:
                     raise ValueError("feature_attention_mask is required with input_features.")
                 else:
