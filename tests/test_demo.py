@@ -58,12 +58,27 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     assert encoder["seld_2024"]["official_clip_length"] and "spatial encoder, DCASE 2024" in stdout
     assert all(set(row) == {"encoder", "intensity"} for row in encoder["direction_error"].values())
     assert "| level 1 (atomic perception) |" in report and "level 1 (atomic perception): full " in stdout
+    # What GRPO adds: the sft model on the same items, with its mono control; the GRPO reward groups' variance.
+    for condition in demo.AFTER_SFT_CONDITIONS:
+        assert results["after_sft"][condition]["scored"]["n"] == results["plan"]["benchmark_items"]
+    assert "## What GRPO adds" in report and "after sft -> after grpo: full " in stdout
+    assert "full (FOA) after sft" in report and "mono after grpo" in report
+    assert 0 <= results["stages"]["grpo"]["reward_groups_without_variance"] <= 1
+    # The whole benchmark: every level, under every control, most of its tasks untrained.
+    whole = results["whole_benchmark"]
+    assert set(whole) == set(demo.MODEL_CONDITIONS) and "## The whole benchmark" in report
+    items = (out / "data" / "benchmark_all_tasks" / "twnm" / "metadata.jsonl").read_text().splitlines()
+    assert whole["full"]["overall"]["n"] == len(items) and len({json.loads(item)["level"] for item in items}) == 3
+    assert "whole benchmark, all tasks" in stdout
+    targets = ("full_at_least_25_points_above_mono", "level2_full_at_least_15_points_above_mono")
+    assert set(results["targets"]) >= {*targets, "sector_full_at_least_intensity_oracle"}
+    assert "level 2 full - mono:" in stdout and "l1_direction_sector full - oracle intensity" in report
     assert set(results["stages"]) == set(demo.DEMO_STAGES)  # how far each stage got, and why
     assert results["stages"]["sft"] == {"steps": results["plan"]["sft_steps"], "stopped_by": "max_steps"}
     assert "training steps: encoder 2 (max_steps)" in stdout
     for plot in ("scored_accuracy.png", "task_accuracy.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
-    for folder in ("model", "cascade", "intensity", "intensity_oracle"):
+    for folder in ("model", "model_after_sft", "model_all_tasks", "cascade", "intensity", "intensity_oracle"):
         assert (out / "eval" / folder / "report.md").is_file()
     assert (out / "eval" / "encoder" / "seld_metrics_2024.md").is_file()
     history = json.loads((out / "model" / "training_stages.json").read_text())
@@ -95,7 +110,7 @@ def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
     out, _ = demo_dir
     before = json.loads((out / demo.RESULTS_FILE).read_text())
     again = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
-    assert again.stderr.count("done in an earlier run, skipped") == 13
+    assert again.stderr.count("done in an earlier run, skipped") == 16
     after = json.loads((out / demo.RESULTS_FILE).read_text())
     assert after["conditions"] == before["conditions"]
     refused = run_cli("demo", "--out", str(out), "--minutes", "5", "--sources", "procedural", check=False)

@@ -169,7 +169,9 @@ def finish_stage(trainer, processor, stage: str, config: dict[str, Any], dataset
         trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
-        metrics = dict(trainer.state.log_history[-1]) if trainer.state.log_history else {}
+        # The newest value of every logged metric: the final summary (runtime, mean loss) does not repeat the last
+        # logged training metrics (GRPO's rewards and their variance, entropy).
+        metrics = {key: value for entry in trainer.state.log_history for key, value in entry.items()}
         budget = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TimeBudgetCallback)), None)
         metrics.update(
             steps=trainer.state.global_step,
