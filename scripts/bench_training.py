@@ -4,7 +4,9 @@ Simulates a small dataset and its questions, then runs every stage for `--steps`
 packaged `tiny` preset (batch sizes as in the presets) and prints a table and a JSON line. The language stages
 (align, sft, grpo) run twice from the same starting model, side by side: computing the frozen encoders every step,
 and reading their outputs from an embedding cache (built before the timed steps; its cost is printed apart). The
-first `--warmup` steps are excluded from the rates (model loading, first-batch costs).
+first `--warmup` steps are excluded from the rates (model loading, first-batch costs). Beside the wall-clock rates
+it reports the process's CPU seconds per step, which stay meaningful on a machine shared with other jobs (pin one
+thread, `OMP_NUM_THREADS=1`, to compare those alone).
 
     python scripts/bench_training.py --steps 20 --out runs/bench_training
 """
@@ -25,13 +27,15 @@ from hf_spatial.training.stages import load_config, run_stage
 
 
 class StepClock(TrainerCallback):
-    """Wall-clock time of each optimiser step."""
+    """Wall-clock and process CPU time at the end of each optimiser step."""
 
     def __init__(self):
         self.times: list[float] = []
+        self.cpu_times: list[float] = []
 
     def on_step_end(self, args, state, control, **kwargs):
         self.times.append(time.monotonic())
+        self.cpu_times.append(time.process_time())
 
 
 def main() -> None:
@@ -56,6 +60,7 @@ def main() -> None:
         variants = ("features",) if stage == "encoder" else ("features", "cache")
         for variant in variants:
             clock.times.clear()
+            clock.cpu_times.clear()
             overrides = [
                 "--model_name_or_path", previous, "--dataset_dir", str(out / data),
                 "--output_dir", str(out / f"{stage}-{variant}"), "--max_steps", str(args.steps),
@@ -71,6 +76,8 @@ def main() -> None:
             timed = clock.times[args.warmup - 1 :]
             row = rows.setdefault(stage, {"batch_size": config.per_device_train_batch_size})
             row[f"{variant}_steps_per_second"] = round((len(timed) - 1) / (timed[-1] - timed[0]), 3)
+            cpu = clock.cpu_times[args.warmup - 1 :]
+            row[f"{variant}_cpu_seconds_per_step"] = round((cpu[-1] - cpu[0]) / (len(cpu) - 1), 4)
             # what the stage spent before its first step (loading; with the cache: embedding the clips it lacked)
             row[f"{variant}_setup_seconds"] = round(clock.times[0] - began, 1)
             if stage == "grpo":
@@ -78,14 +85,17 @@ def main() -> None:
                 row["max_completion_length"] = config.max_completion_length
         if "cache_steps_per_second" in row:
             row["speedup"] = round(row["cache_steps_per_second"] / row["features_steps_per_second"], 2)
+            row["cpu_speedup"] = round(row["features_cpu_seconds_per_step"] / row["cache_cpu_seconds_per_step"], 2)
         previous = str(out / f"{stage}-features")
     print(f"CPU: {cpu_model()}")
-    print("| stage | batch | steps/s (encoders every step) | steps/s (embedding cache) | speedup |")
-    print("|---|---|---|---|---|")
+    print("| stage | batch | steps/s (encoders every step) | steps/s (embedding cache) | speedup "
+          "| CPU s/step (encoders) | CPU s/step (cache) | CPU speedup |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for stage, row in rows.items():
-        cached = row.get("cache_steps_per_second", "-")
-        print(f"| {stage} | {row['batch_size']} | {row['features_steps_per_second']} | {cached} | "
-              f"{row.get('speedup', '-')} |")  # fmt: skip
+        print(f"| {stage} | {row['batch_size']} | {row['features_steps_per_second']} | "
+              f"{row.get('cache_steps_per_second', '-')} | {row.get('speedup', '-')} | "
+              f"{row['features_cpu_seconds_per_step']} | {row.get('cache_cpu_seconds_per_step', '-')} | "
+              f"{row.get('cpu_speedup', '-')} |")  # fmt: skip
     print(json.dumps({"cpu": cpu_model(), "stages": rows}))
 
 
