@@ -5,6 +5,9 @@ adapter, and SELD evaluation."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.evaluation.benchmark import build_benchmark
 from hf_spatial.evaluation.items import load_benchmark
 from hf_spatial.tasks.twnm import read_twnm_benchmark
-from tests.conftest import run_cli
+from tests.conftest import REPO_ROOT, run_cli
 from tests.scene_factory import make_scene
 
 NUM_ITEMS = 20
@@ -113,6 +116,42 @@ def test_evaluate_cli_tiny_model_with_controls_and_circular(bench, tiny_model, t
     assert (out / "encoder" / "seld_metrics_2024.md").is_file()
     report = (out / "report.md").read_text()
     assert "## Cascade baseline" in report and "## Spatial encoder" in report
+
+
+def _outputs(folder: Path) -> dict[str, bytes]:
+    """Every file an evaluation wrote, by relative path, without its stored parts (the output folder, which reports
+    name, written as OUT)."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes().replace(str(folder).encode(), b"OUT")
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).parts[0] != "parts"
+    }
+
+
+def test_sharded_evaluation_merges_to_the_outputs_of_one_run(bench, tiny_model, tmp_path):
+    args = ["evaluate", "--model", str(tiny_model), "--benchmark", str(bench), "--controls", "--circular",
+            "--max-items", "6", "--batch-size", "4", "--max-new-tokens", "2"]  # fmt: skip
+    run_cli(*args, "--out", str(tmp_path / "one"))
+    sharded = tmp_path / "sharded"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "hf_spatial", *args, "--out", str(sharded), "--num-shards", "3"]
+    jobs = [  # parts 1 and 2 at the same time; the merging run scores part 0 itself
+        subprocess.Popen([*command, "--shard-index", str(index)], env=env, stderr=subprocess.PIPE) for index in (1, 2)
+    ]
+    for job in jobs:
+        assert job.wait(timeout=300) == 0, job.stderr.read().decode()[-3000:]
+    assert sorted(path.name for path in (sharded / "parts").iterdir()) == [
+        "part-00001-of-00003.json",
+        "part-00002-of-00003.json",
+    ]
+    assert not (sharded / "predictions.jsonl").exists()
+    run_cli(*args, "--out", str(sharded), "--num-shards", "3")
+    assert _outputs(sharded) == _outputs(tmp_path / "one")
+    assert "predictions.jsonl" in _outputs(sharded) and "eval_results.json" in _outputs(sharded)
+    # A part scored with other settings is refused, not merged.
+    changed = run_cli(*args[:-1], "4", "--out", str(sharded), "--num-shards", "3", check=False)
+    assert changed.returncode == 2 and "evaluated with other settings" in changed.stderr
+    assert "'max_new_tokens': (2, 4)" in changed.stderr
 
 
 def test_model_predictor_prompts_and_spatial_switch(bench, tiny_model):
