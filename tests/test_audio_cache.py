@@ -210,10 +210,20 @@ def _shard_bytes(folder):
     return {path.name: path.read_bytes() for path in sorted(folder.rglob("shard-*.safetensors"))}
 
 
-def test_embed_resumes_after_a_kill_to_the_same_bytes(scenes_dir, tmp_path):
-    args = ["embed", "--model", "tiny", "--dataset", str(scenes_dir), "--splits", "train", "test", "--shard-size", "2"]
-    run_cli(*args, "--out", str(tmp_path / "whole"))
-    whole = _shard_bytes(tmp_path / "whole")
+EMBED_ARGS = ("embed", "--model", "tiny", "--splits", "train", "test", "--shard-size", "2")
+
+
+@pytest.fixture(scope="module")
+def whole_embedding(scenes_dir, tmp_path_factory) -> dict[str, bytes]:
+    """The shard files of one uninterrupted `hf-spatial embed` of the 16 clips of `scenes_dir`."""
+    out = tmp_path_factory.mktemp("embed") / "whole"
+    run_cli(*EMBED_ARGS, "--dataset", str(scenes_dir), "--out", str(out))
+    return _shard_bytes(out)
+
+
+def test_embed_resumes_after_a_kill_to_the_same_bytes(scenes_dir, whole_embedding, tmp_path):
+    args = [*EMBED_ARGS, "--dataset", str(scenes_dir)]
+    whole = whole_embedding
     assert len(whole) == 8  # 16 clips, 2 a shard
 
     # Killed once the first shards are written, with a half-written temporary file left behind.
@@ -236,6 +246,23 @@ def test_embed_resumes_after_a_kill_to_the_same_bytes(scenes_dir, tmp_path):
     result = run_cli(*args, "--out", str(killed))
     assert f"({16} clips)" in result.stdout
     assert _shard_bytes(killed) == whole
+
+
+def test_embed_jobs_of_a_sharded_run_write_the_files_of_one_run(scenes_dir, whole_embedding, tmp_path):
+    out = tmp_path / "sharded"
+    args = [sys.executable, "-m", "hf_spatial", *EMBED_ARGS, "--dataset", str(scenes_dir), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    jobs = [  # at the same time, into one folder, as a scheduler runs them
+        subprocess.Popen([*args, "--shard-index", str(index), "--num-shards", "3"], env=env, stderr=subprocess.PIPE)
+        for index in (1, 2)
+    ]
+    for job in jobs:
+        assert job.wait(timeout=300) == 0, job.stderr.read().decode()[-3000:]
+    # parts 1 and 2 of 3: the last 5 of the 8 shard files (3 + 2 in the cut of `datasets.Dataset.shard`)
+    assert len(_shard_bytes(out)) == 5 and _shard_bytes(out).items() <= whole_embedding.items()
+    result = run_cli(*EMBED_ARGS, "--dataset", str(scenes_dir), "--out", str(out))  # does what is missing: part 0
+    assert "embedding 6 clips in 3 shards" in result.stderr
+    assert _shard_bytes(out) == whole_embedding
 
 
 def test_with_clip_keys_decodes_each_scene_once_and_keys_by_samples(questions_dir):

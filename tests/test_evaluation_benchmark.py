@@ -115,6 +115,35 @@ def test_evaluate_cli_tiny_model_with_controls_and_circular(bench, tiny_model, t
     assert "## Cascade baseline" in report and "## Spatial encoder" in report
 
 
+def _outputs(folder: Path) -> dict[str, bytes]:
+    """Every file an evaluation wrote, by relative path, without its stored parts (the output folder, which reports
+    name, written as OUT)."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes().replace(str(folder).encode(), b"OUT")
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).parts[0] != "parts"
+    }
+
+
+def test_sharded_evaluation_merges_to_the_outputs_of_one_run(bench, tiny_model, tmp_path):
+    args = ["evaluate", "--model", str(tiny_model), "--benchmark", str(bench), "--controls",
+            "--max-items", "6", "--batch-size", "4", "--max-new-tokens", "2"]  # fmt: skip
+    run_cli(*args, "--out", str(tmp_path / "one"))
+    sharded = tmp_path / "sharded"
+    # part 1 of 3 as its own job (batches of 4 cut at other items than in one run); the merging run scores 0 and 2
+    job = run_cli(*args, "--out", str(sharded), "--num-shards", "3", "--shard-index", "1")
+    assert "evaluated part 1 of 3" in job.stdout
+    assert [path.name for path in (sharded / "parts").iterdir()] == ["part-00001-of-00003.json"]
+    assert not (sharded / "predictions.jsonl").exists()
+    run_cli(*args, "--out", str(sharded), "--num-shards", "3")
+    assert _outputs(sharded) == _outputs(tmp_path / "one")
+    assert "predictions.jsonl" in _outputs(sharded) and "eval_results.json" in _outputs(sharded)
+    # A part scored with other settings is refused, not merged.
+    changed = run_cli(*args[:-1], "4", "--out", str(sharded), "--num-shards", "3", check=False)  # max-new-tokens 4
+    assert changed.returncode == 2 and "evaluated with other settings" in changed.stderr
+    assert "'max_new_tokens': (2, 4)" in changed.stderr
+
+
 def test_model_predictor_prompts_and_spatial_switch(bench, tiny_model):
     from hf_spatial.evaluation.controls import prepare
     from hf_spatial.evaluation.predictors import ModelPredictor

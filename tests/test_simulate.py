@@ -140,3 +140,32 @@ def test_folder_regenerated_in_place_loads_fresh_rows(tmp_path):
     shutil.rmtree(folder)
     simulate(folder, num_scenes=3, duration=1.0, workers=1, progress=False)
     assert load_dataset(str(folder), split="train").num_rows == 3
+
+
+def test_shard_jobs_and_the_finishing_run_give_the_bytes_of_one_run(tmp_path):
+    reference = simulate(tmp_path / "reference", num_scenes=4, shard_size=2, duration=1.5, workers=1, progress=False)
+    out = tmp_path / "sharded"
+    args = [sys.executable, "-m", "hf_spatial", "simulate", "--out", str(out), *SMALL, "--workers", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    jobs = [  # at the same time, into one folder, as a Slurm array runs them
+        subprocess.Popen([*args, "--shard-index", str(index), "--num-shards", "2"], env=env, stderr=subprocess.PIPE)
+        for index in range(2)
+    ]
+    for job in jobs:
+        assert job.wait(timeout=300) == 0, job.stderr.read().decode()[-3000:]
+    assert sorted(p.name for p in (out / "data").iterdir()) == sorted(p.name for p in (reference / "data").iterdir())
+    # Every shard is there, but the split is complete only once the finishing run has recorded it.
+    with pytest.raises(ValueError, match="the train split is incomplete"):
+        load_folder(out, "train")
+    result = run_cli("simulate", "--out", str(out), *SMALL, "--workers", "1")
+    assert "0 shard(s) to render" in result.stderr
+    assert _files(out) == _files(reference)
+
+
+def test_a_shard_index_out_of_range_is_refused(tmp_path):
+    result = run_cli(
+        "simulate", "--out", str(tmp_path / "x"), *SMALL, "--shard-index", "2", "--num-shards", "2", check=False
+    )
+    assert result.returncode == 2
+    assert "--shard-index must be in 0..1 (--num-shards 2), got 2" in result.stderr
+    assert not (tmp_path / "x").exists()

@@ -28,6 +28,18 @@ CARD_TEMPLATE = """\
 
 ## Reading the data
 
+With torchcodec and FFmpeg installed (`pip install "hf-spatial[audio]"`, `apt-get install ffmpeg`), the standard
+`Audio` feature decodes all four channels:
+
+```python
+import datasets
+
+ds = datasets.load_dataset("PATH_OR_REPO", split="{first_split}")
+samples = ds[0]["audio"].get_all_samples()  # samples.data: (4, T) float32 tensor, W Y Z X; sample_rate 24000
+```
+
+Without FFmpeg, decode the FLAC bytes with soundfile (the same samples):
+
 ```python
 import datasets
 from hf_spatial.data import read_foa
@@ -37,7 +49,7 @@ ds = ds.cast_column("audio", datasets.Audio(decode=False))
 foa = read_foa(ds[0]["audio"])  # (4, T) float32, W Y Z X
 ```
 
-Do not use `ds[i]["audio"]["array"]`: the `Audio` decoder averages the four channels to mono.
+Do not use `ds[i]["audio"]["array"]`: it averages the four channels to mono.
 
 ## Columns
 

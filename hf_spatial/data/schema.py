@@ -51,10 +51,17 @@ def read_foa(cell: Any, expected_sample_rate: int | None = SAMPLE_RATE) -> np.nd
     """Decode an audio cell to (4, T) float32 AmbiX with soundfile.
 
     `cell` is a `datasets` audio cell read with `Audio(decode=False)` ({"bytes": ..., "path": ...}), raw bytes, or
-    a file path. Never use `example["audio"]["array"]`: the `Audio` decoder averages channels to mono.
+    a file path; or, where torchcodec and FFmpeg are installed, the decoder `datasets.Audio` gives (its
+    `get_all_samples()`, all four channels). Never use `example["audio"]["array"]`: it averages the channels to mono.
     """
     import soundfile as sf
 
+    if hasattr(cell, "get_all_samples"):  # a datasets / torchcodec AudioDecoder
+        samples = cell.get_all_samples()
+        if expected_sample_rate is not None and samples.sample_rate != expected_sample_rate:
+            rate = samples.sample_rate
+            raise ValueError(f"decoded audio: {expected_sample_rate} Hz FOA expected, got {rate} Hz; resample it.")
+        return _check_foa(samples.data.numpy(), "decoded audio")
     if isinstance(cell, dict):
         if cell.get("bytes"):
             source, name = io.BytesIO(cell["bytes"]), cell.get("path") or "audio bytes"
@@ -71,8 +78,7 @@ def read_foa(cell: Any, expected_sample_rate: int | None = SAMPLE_RATE) -> np.nd
         source, name = str(cell), str(cell)
     else:
         raise TypeError(
-            f"read_foa expects an audio cell dict, bytes or a path, got {type(cell).__name__}; if this is a decoded "
-            "AudioDecoder, cast the column with `datasets.Audio(decode=False)` first."
+            f"read_foa expects an audio cell dict, bytes, a path or an AudioDecoder, got {type(cell).__name__}."
         )
     try:
         data, sample_rate = sf.read(source, dtype="float32", always_2d=True)

@@ -9,6 +9,10 @@ never shows a half-written shard; a re-run skips the shards present and intact (
 and produces the same bytes an uninterrupted run would. Nothing is written before the arguments and sources are
 checked. While a split is incomplete its record says so and the card declares its full size, so `load_dataset`
 and `hf_spatial.data.folders.load_folder` refuse the folder rather than load part of it.
+
+Jobs share the work by parquet shards (`--shard-index K --num-shards N`, `hf_spatial.sharding`): each renders its
+part into the same folder, concurrently or not; the same command without `--shard-index` then renders whatever is
+missing and completes the split (provenance and card).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from hf_spatial.atomic import check_output_folder, write_text_atomic
 from hf_spatial.data.card import write_card
 from hf_spatial.data.folders import generation_records
+from hf_spatial.sharding import WHOLE, Shard, add_shard_arguments, shard_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -124,12 +129,14 @@ def simulate(
     workers: int = 1,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    shard: Shard = WHOLE,
 ) -> Path:
     """Generate (or finish generating) one split of a dataset folder; returns the folder.
 
     `sources`: "procedural", "debian", "debian:all", "debian:PKG,...", a folder of class subfolders, or a CSV/TSV
     manifest (see `SourceBank.from_spec`). `workers` processes render shards in parallel; the result does not depend
     on it. Re-running with the same arguments resumes; different arguments for an existing split are refused.
+    `shard` (part K of N) renders only that part's parquet shards and leaves the split incomplete.
     """
     from tqdm.auto import tqdm
 
@@ -143,18 +150,21 @@ def simulate(
     _init_worker(args, cache, str(out))
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / ".partial").mkdir(exist_ok=True)
-    for stale in (out / ".partial").glob(f"{split}-*"):
-        stale.unlink()  # left by a killed run
-    pending = [i for i in range(args.num_shards) if not _shard_done(out, args, i)]
+    mine = shard.units(args.num_shards)
+    for index in mine:  # other jobs may be writing theirs
+        for stale in (out / ".partial").glob(f"{args.shard_name(index)}.*"):
+            stale.unlink()  # left by a killed run
+    pending = [i for i in mine if not _shard_done(out, args, i)]
     if pending or not record_path.is_file():
         # The card comes first: from now until the split is complete it declares the split's full size, so
         # `load_dataset(out)` refuses the folder instead of loading part of it (or the record as data).
         others = [r for name, r in generation_records(out).items() if name != split]
         write_card(out, [*others, record])
         _write_json(record_path, record)
-    done = args.num_scenes - sum(args.shard_range(i)[1] for i in pending)
-    logger.info("simulate %s: %d scenes, %d shard(s) to render, %d worker(s)", split, num_scenes, len(pending), workers)
-    with tqdm(total=args.num_scenes, initial=done, unit="scene", desc=f"simulate {split}", disable=not progress) as bar:
+    total = sum(args.shard_range(i)[1] for i in mine)
+    done = total - sum(args.shard_range(i)[1] for i in pending)
+    logger.info("simulate %s: %d scenes, %d shard(s) to render, %d worker(s)", split, total, len(pending), workers)
+    with tqdm(total=total, initial=done, unit="scene", desc=f"simulate {split}", disable=not progress) as bar:
         if workers <= 1 or len(pending) <= 1:
             for index in pending:
                 bar.update(_write_shard(index)[1])
@@ -165,6 +175,8 @@ def simulate(
             with context.Pool(min(workers, len(pending)), _init_worker, (args, cache, str(out))) as pool:
                 for _, count in pool.imap_unordered(_write_shard, pending):
                     bar.update(count)
+    if not shard.finishes:
+        return out
     record["provenance"] = _provenance(out, args, _WORKER["bank"])
     record["complete"] = True
     _write_json(record_path, record)
@@ -274,6 +286,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=_default_workers(), help="parallel processes")
     parser.add_argument("--cache-dir", default=None, help="Debian sound bank cache (default ~/.cache/hf_spatial)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_shard_arguments(parser, "parquet shards of the split")
     parser.set_defaults(func=_run)
 
 
@@ -282,6 +295,7 @@ def _default_workers() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    shard = shard_from_args(args)
     out = simulate(
         args.out,
         num_scenes=args.num_scenes,
@@ -294,6 +308,13 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         cache_dir=args.cache_dir,
         progress=not args.no_progress,
+        shard=shard,
     )
+    if not shard.finishes:
+        print(
+            f"Wrote part {shard.index} of {shard.count} of {out}; when every part is written, run this command "
+            "without --shard-index to complete the split"
+        )
+        return 0
     print(f"Wrote {out} (load with datasets.load_dataset({str(out)!r}))")
     return 0

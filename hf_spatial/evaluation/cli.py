@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from hf_spatial.atomic import check_output_folder
+from hf_spatial.sharding import WHOLE, Shard, add_shard_arguments, shard_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ def evaluate_benchmark(
     answer_format: str = "letter",
     scoring: str = "generate",
     embedding_cache: str | Path | None = None,
-) -> dict:
+    shard: Shard = WHOLE,
+) -> dict | None:
     """Evaluate a model (`model`) or a baseline (`baseline`: intensity, intensity-oracle, or cascade with `model`);
     writes eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results.
     `answer_format` and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most
@@ -40,11 +42,17 @@ def evaluate_benchmark(
 
     A model with a spatial encoder also gets the encoder's own metrics on the benchmark's scenes (DCASE 2024 SELD,
     direction error against the classical estimator; `OUT/encoder`) and, with `controls`, the cascade baseline
-    (its encoder's slots as text for its language model) on the same items."""
+    (its encoder's slots as text for its language model) on the same items.
+
+    `shard` with more than one part stores each part's records in `OUT/parts` (`evaluation.parts`); part K alone
+    (`shard.index`) writes only its part and returns None, and the run of every part merges them into the outputs
+    of one run."""
     from hf_spatial.evaluation.controls import CONDITIONS
-    from hf_spatial.evaluation.items import load_benchmark
+    from hf_spatial.evaluation.items import Benchmark, load_benchmark
+    from hf_spatial.evaluation.parts import score_in_parts
+    from hf_spatial.evaluation.predictors import CascadePredictor
     from hf_spatial.evaluation.report import write_outputs
-    from hf_spatial.evaluation.runner import evaluate
+    from hf_spatial.evaluation.runner import EvaluationRun, evaluate
 
     if model is not None:
         check_model_folder(model)
@@ -60,8 +68,6 @@ def evaluate_benchmark(
     elif model is None:
         raise ValueError("Pass --model PATH (a model folder) or --baseline intensity.")
     elif baseline == "cascade":
-        from hf_spatial.evaluation.predictors import CascadePredictor
-
         predictor = CascadePredictor(model, **model_kwargs)
     elif baseline is None:
         from hf_spatial.evaluation.predictors import ModelPredictor
@@ -71,18 +77,37 @@ def evaluate_benchmark(
         raise ValueError(f"Unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
     bench = load_benchmark(benchmark, max_items=max_items)
     conditions = CONDITIONS if controls else ("full",)
-    run = evaluate(predictor, bench, conditions, circular=circular, batch_size=batch_size)
-    cascade = encoder = None
-    if baseline is None and hasattr(predictor.model, "get_spatial_outputs"):
-        from hf_spatial.evaluation.predictors import CascadePredictor
+    spatial = baseline is None and hasattr(predictor.model, "get_spatial_outputs")
+    cascade_predictor = None
+    if spatial and controls:
+        reused = dict(model=predictor.model, processor=predictor.processor)
+        cascade_predictor = CascadePredictor(model, **model_kwargs, **reused)
+
+    def score(items: list[dict]) -> tuple[EvaluationRun, EvaluationRun | None]:
+        part = Benchmark(name=bench.name, items=items, split=bench.split, audio_rows=bench.audio_rows)
+        run = evaluate(predictor, part, conditions, circular=circular, batch_size=batch_size)
+        cascade = evaluate(cascade_predictor, part, ("full",), batch_size=batch_size) if cascade_predictor else None
+        return run, cascade
+
+    if shard.count == 1:
+        run, cascade = score(bench.items)
+    else:
+        settings = dict(
+            benchmark=str(benchmark), num_items=len(bench.items), model=None if model is None else str(model),
+            baseline=baseline, controls=controls, circular=circular, batch_size=batch_size, dtype=dtype,
+            max_new_tokens=max_new_tokens, answer_format=answer_format, scoring=scoring,
+            embedding_cache=None if embedding_cache is None else str(embedding_cache),
+        )  # fmt: skip
+        merged = score_in_parts(out, shard, bench.items, settings, score)
+        if merged is None:
+            return None
+        run, cascade = merged
+    encoder = None
+    if spatial:
         from hf_spatial.evaluation.seld import evaluate_encoder_on_benchmark
 
         feature_extractor = predictor.processor.feature_extractor
         encoder = evaluate_encoder_on_benchmark(predictor.model, feature_extractor, bench, Path(out) / "encoder")
-        if controls:
-            reused = dict(model=predictor.model, processor=predictor.processor)
-            cascade_predictor = CascadePredictor(model, **model_kwargs, **reused)
-            cascade = evaluate(cascade_predictor, bench, ("full",), batch_size=batch_size)
     info = {"num_items": len(bench.items)}
     return write_outputs(run, out, info, plots=plots, cascade=cascade, encoder=encoder)
 
@@ -143,6 +168,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dtype", default=None, help="e.g. bfloat16 (default: the checkpoint's)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: MODEL/eval or ./eval-NAME)")
+    add_shard_arguments(parser, "benchmark items (after --max-items)")
     seld = parser.add_argument_group("SELD metrics")
     seld.add_argument("--seld", action="store_true", help="DCASE SELD metrics instead of the benchmark")
     seld.add_argument("--ref", type=Path, help="folder of reference DCASE CSVs")
@@ -165,7 +191,10 @@ def _default_out(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     out = check_output_folder(_default_out(args))
+    shard = shard_from_args(args)
     if args.seld:
+        if shard.count > 1:
+            raise ValueError("--shard-index/--num-shards split benchmark evaluation; --seld runs as one job.")
         return _run_seld(args, out)
     if args.benchmark is None:
         raise ValueError("--benchmark DIR is required (build one with `hf-spatial benchmark build`).")
@@ -185,7 +214,16 @@ def run(args: argparse.Namespace) -> int:
         answer_format=args.answer_format,
         scoring=args.scoring,
         embedding_cache=args.embedding_cache,
+        shard=shard,
     )
+    if results is None:
+        from hf_spatial.evaluation.parts import PARTS_FOLDER
+
+        print(
+            f"evaluated part {shard.index} of {shard.count} into {out / PARTS_FOLDER}; when every part is done, run "
+            "this command without --shard-index to merge them into the report"
+        )
+        return 0
     for name, condition in results["conditions"].items():
         overall = condition["overall"]
         low, high = overall["ci95"]

@@ -18,6 +18,7 @@ from hf_spatial.tasks.scoring import score_item
 logger = logging.getLogger(__name__)
 
 CIRCULAR = "circular"
+NOT_APPLICABLE = "task not applicable to this predictor"  # an exclusion reason
 
 
 @dataclass
@@ -91,7 +92,7 @@ def evaluate(
     for condition in plan:
         excluded: Counter[str] = Counter()
         if not_applicable:
-            excluded["task not applicable to this predictor"] = not_applicable
+            excluded[NOT_APPLICABLE] = not_applicable
 
         def requests(condition: str = condition, excluded: Counter = excluded) -> Iterator[Request]:
             for item in applicable:

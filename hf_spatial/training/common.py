@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
+
 from hf_spatial.data.schema import SAMPLE_RATE
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, audio_encoders_frozen, embed_dataset
 from hf_spatial.training.budget import TimeBudgetCallback
@@ -72,17 +74,21 @@ def stage_callbacks(args: StageDataArguments, callbacks: list | None) -> list:
 
 def prepare_embedding_cache(args: StageDataArguments, model, processor, splits: list) -> tuple[Any, list]:
     """With `args.embedding_cache`: open the model's cache, embed the clips of `splits` (datasets or None) that it
-    lacks, and return it with the splits keyed by clip (their audio column dropped). Without: `(None, splits)`."""
+    lacks, and return it with the splits keyed by clip (their audio column dropped). Without: `(None, splits)`.
+
+    In a multi-process run the main process embeds the missing clips while the others wait; they then find them all
+    in the cache (each clip is computed and written once)."""
     if args.embedding_cache is None:
         return None, splits
-    cache = AudioEmbeddingCache.for_model(args.embedding_cache, model, processor.feature_extractor)
-    # Keyed rows need no audio: dropping it keeps the row mapping and every batch from copying the FLAC bytes.
-    keyed = [
-        split
-        if split is None
-        else embed_dataset(cache, model, processor.feature_extractor, split).remove_columns("audio")
-        for split in splits
-    ]
+    with PartialState().main_process_first():
+        cache = AudioEmbeddingCache.for_model(args.embedding_cache, model, processor.feature_extractor)
+        # Keyed rows need no audio: dropping it keeps the row mapping and every batch from copying the FLAC bytes.
+        keyed = [
+            split
+            if split is None
+            else embed_dataset(cache, model, processor.feature_extractor, split).remove_columns("audio")
+            for split in splits
+        ]
     logger.info("audio embedding cache %s: %d clips", cache.folder, len(cache))
     return cache, keyed
 
@@ -152,7 +158,8 @@ def dataset_labels(dataset) -> list[str]:
 
 
 def finish_stage(trainer, processor, stage: str, config: dict[str, Any], datasets: list[str], init_from: str) -> Path:
-    """Save the final model and processor in `output_dir`, record the stage, and push if asked."""
+    """Save the final model and processor in `output_dir`, record the stage, and push if asked. In a multi-process
+    run the main process writes everything, and no process returns before the folder is complete."""
     from peft import PeftModel
 
     from hf_spatial.hub import push_checkpoint, record_training_stage
@@ -182,5 +189,6 @@ def finish_stage(trainer, processor, stage: str, config: dict[str, Any], dataset
         )
         if trainer.args.publish_repo_id:
             push_checkpoint(output_dir, trainer.args.publish_repo_id, private=bool(trainer.args.hub_private_repo))
+    trainer.accelerator.wait_for_everyone()
     logger.info("%s stage finished: %s", stage, output_dir)
     return output_dir

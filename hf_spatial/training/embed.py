@@ -3,7 +3,9 @@
 The language stages (`embedding_cache: DIR`) and `hf-spatial evaluate --embedding-cache DIR` read the cache instead
 of running the frozen Whisper and spatial encoders on every step. Sharded (`--shard-size` clips a file), parallel
 (`--workers` processes, each writing whole shards), resumable and atomic: a killed run leaves only complete shards,
-and the re-run computes the rest, to the same bytes as one uninterrupted run.
+and the re-run computes the rest, to the same bytes as one uninterrupted run. Jobs share the work by shard files
+(`--shard-index K --num-shards N`, `hf_spatial.sharding`): the shards are fixed groups of the splits' distinct clips
+in dataset order, so every job, whenever it starts, computes its own and no other's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 from hf_spatial.data import read_foa
 from hf_spatial.data.folders import load_folder
 from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache, with_clip_keys
+from hf_spatial.sharding import WHOLE, Shard, add_shard_arguments, shard_from_args
 from hf_spatial.training.common import load_model_and_processor
 
 logger = logging.getLogger(__name__)
@@ -41,10 +44,12 @@ def embed(
     shard_size: int = 256,
     workers: int = 1,
     device: str = "cpu",
+    shard: Shard = WHOLE,
 ) -> AudioEmbeddingCache:
     """Embed every clip of `splits` of `dataset_dir` that the cache under `out` lacks for this model; returns the
-    cache. The shards are the missing clips in dataset order, `shard_size` at a time, so any number of workers (and
-    any resume) writes the same files."""
+    cache. The shards are the distinct clips in dataset order, `shard_size` at a time, each written with the clips of
+    it the cache lacks, so any number of workers or jobs (`shard`: part K of N of the shards), and any resume, write
+    the same files."""
     if batch_size < 1 or shard_size < 1 or workers < 1:
         raise ValueError(
             f"--batch-size, --shard-size and --workers must be at least 1 (got {batch_size}, {shard_size}, {workers})."
@@ -53,25 +58,26 @@ def embed(
     model, processor = load_model_and_processor(str(model_name_or_path))
     model.to(device).eval()
     cache = AudioEmbeddingCache.for_model(root, model, processor.feature_extractor)
-    # (key, split, row) of each clip the cache lacks, first occurrence, in dataset order
-    todo: dict[str, tuple[str, int]] = {}
+    # (split, row) of each distinct clip's first occurrence, in dataset order
+    clips: dict[str, tuple[str, int]] = {}
     for split in splits:
         keys = with_clip_keys(load_folder(dataset_dir, split))[KEY_COLUMN]
         for row, key in enumerate(keys):
-            if key not in cache and key not in todo:
-                todo[key] = (split, row)
-    missing = list(todo.items())
-    shards = [missing[start : start + shard_size] for start in range(0, len(missing), shard_size)]
-    logger.info(
-        "embedding %d clips in %d shards into %s (%d cached)", len(missing), len(shards), cache.folder, len(cache)
-    )
-    jobs = [(str(model_name_or_path), str(dataset_dir), str(root), shard, batch_size, device) for shard in shards]
-    bar = tqdm(total=len(missing), desc="embed", unit="clip")
-    if workers == 1 or len(shards) <= 1:
+            clips.setdefault(key, (split, row))
+    ordered = list(clips.items())
+    groups = [ordered[start : start + shard_size] for start in range(0, len(ordered), shard_size)]
+    # each shard file of this job's part: its group's clips that the cache lacks
+    files = [[clip for clip in groups[index] if clip[0] not in cache] for index in shard.units(len(groups))]
+    files = [file for file in files if file]
+    missing = sum(len(file) for file in files)
+    logger.info("embedding %d clips in %d shards into %s (%d cached)", missing, len(files), cache.folder, len(cache))
+    jobs = [(str(model_name_or_path), str(dataset_dir), str(root), file, batch_size, device) for file in files]
+    bar = tqdm(total=missing, desc="embed", unit="clip")
+    if workers == 1 or len(files) <= 1:
         for job in jobs:
             bar.update(_embed_shard(*job, model=model, processor=processor))
     else:
-        with ProcessPoolExecutor(min(workers, len(shards)), mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(min(workers, len(files)), mp_context=get_context("spawn")) as pool:
             for added in pool.map(_embed_shard, *zip(*jobs, strict=True)):
                 bar.update(added)
     bar.close()
@@ -109,12 +115,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard-size", type=int, default=256, help="clips per shard file")
     parser.add_argument("--workers", type=int, default=1, help="processes, each writing whole shards")
     parser.add_argument("--device", default="cpu")
+    add_shard_arguments(parser, "shard files (--shard-size clips each)")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     cache = embed(
-        args.model, args.dataset, args.out, args.splits, args.batch_size, args.shard_size, args.workers, args.device
+        args.model,
+        args.dataset,
+        args.out,
+        args.splits,
+        args.batch_size,
+        args.shard_size,
+        args.workers,
+        args.device,
+        shard_from_args(args),
     )
     print(f"embedding cache: {cache.folder} ({len(cache)} clips)")
     return 0
