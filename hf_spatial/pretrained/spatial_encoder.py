@@ -49,8 +49,9 @@ FEATURE_KEYS = (
     "spatial_max_frequency",
     "spatial_frames_per_token",
 )
-# Per-class heads of `SpatialEncoder`: output rows per class.
-CLASS_HEADS = {"class_head": 1, "accdoa_activity_head": 1, "accdoa_correction_head": 3}
+# Per-class weights of `SpatialEncoder`: their first dimension is class-major (a block of rows per class).
+CLASS_HEADS = ("class_head", "accdoa_activity_head", "accdoa_correction_head", "accdoa_band_head")
+CLASS_WEIGHTS = (*(f"{head}.{part}" for head in CLASS_HEADS for part in ("weight", "bias")), "accdoa_directness")
 
 
 def spatial_encoder_folder(name_or_path: str | os.PathLike) -> Path:
@@ -115,14 +116,12 @@ def load_spatial_encoder(model, name_or_path: str | os.PathLike, feature_extract
     if target_classes != source_classes:
         current = encoder.state_dict()
         shared = [(source_classes.index(name), i) for i, name in enumerate(target_classes) if name in source_classes]
-        for head, rows in CLASS_HEADS.items():
-            for part in ("weight", "bias"):
-                key = f"{head}.{part}"
-                new = current[key].clone().unflatten(0, (-1, rows))
-                old = state[key].unflatten(0, (-1, rows))
-                for source, target in shared:
-                    new[target] = old[source]
-                state[key] = new.flatten(0, 1)
+        for key in CLASS_WEIGHTS:
+            new = current[key].clone().unflatten(0, (len(target_classes), -1))
+            old = state[key].unflatten(0, (len(source_classes), -1))
+            for source, target in shared:
+                new[target] = old[source]
+            state[key] = new.flatten(0, 1)
     with torch.no_grad():
         encoder.load_state_dict(state, strict=True)
     unknown = [name for name in target_classes if name not in source_classes]
