@@ -226,8 +226,8 @@ def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
     encoder's rows for the classes it knows), the Whisper window the scenes' length (a 30-s window would spend 5/6 of
     the encoder on padding)."""
     from hf_spatial.data.folders import load_folder
+    from hf_spatial.models.spatial_encoders import SHIPPED_SPATIAL_ENCODER
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
-    from hf_spatial.pretrained.spatial_encoder import SHIPPED_SPATIAL_ENCODER
     from hf_spatial.pretrained.spatial_qwen_audio import try_build_pretrained_spatial_qwen_audio
     from hf_spatial.training.common import dataset_labels
 

@@ -18,7 +18,7 @@ from transformers import AutoModelForMultimodalLM, AutoProcessor
 
 import hf_spatial  # noqa: F401  (registers the Auto classes)
 from hf_spatial.hub import STAGES_FILE
-from hf_spatial.pretrained.spatial_encoder import save_spatial_encoder
+from hf_spatial.models.spatial_encoders import save_spatial_encoder
 
 
 def card(model, model_dir: Path, bench: Path | None) -> str:

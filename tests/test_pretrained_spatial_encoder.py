@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
-from hf_spatial.pretrained.spatial_encoder import (
+from hf_spatial.models.spatial_encoders import (
     CONFIG_FILE,
     SHIPPED_SPATIAL_ENCODER,
     WEIGHTS_FILE,
@@ -17,6 +16,7 @@ from hf_spatial.pretrained.spatial_encoder import (
     spatial_encoder_config,
     spatial_encoder_folder,
 )
+from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
 from tests.conftest import REPO_ROOT
 
 CLASSES = ["bell", "dog", "knock"]

@@ -14,10 +14,10 @@ from typing import Any
 from transformers import AddedToken, Qwen2AudioConfig, Qwen2Tokenizer
 
 import hf_spatial  # noqa: F401  (registers the Auto classes)
+from hf_spatial.models.spatial_encoders import load_spatial_encoder, spatial_encoder_kwargs
 from hf_spatial.models.spatial_qwen_audio.configuration_spatial_qwen_audio import SpatialQwenAudioConfig
 from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import FOAFeatureExtractor
 from hf_spatial.models.spatial_qwen_audio.processing_spatial_qwen_audio import SpatialQwenAudioProcessor
-from hf_spatial.pretrained.spatial_encoder import load_spatial_encoder, spatial_encoder_kwargs
 
 # Qwen2-Audio's special tokens, then the reasoning/answer tags used by the curriculum (single tokens, kept on decode).
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")

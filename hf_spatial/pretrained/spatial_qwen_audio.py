@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hf_spatial.models.spatial_encoders import SHIPPED_SPATIAL_ENCODER, load_spatial_encoder
 from hf_spatial.models.tiny import (
     TAG_TOKENS,
     TINY_SPATIAL_KWARGS,
@@ -29,7 +30,6 @@ from hf_spatial.models.tiny import (
     slot_class_kwargs,
     tiny_qwen2_audio_config_dict,
 )
-from hf_spatial.pretrained.spatial_encoder import SHIPPED_SPATIAL_ENCODER, load_spatial_encoder
 from hf_spatial.pretrained.whisper import WHISPER_WHEELS, load_ctranslate2_whisper, package_folder
 
 logger = logging.getLogger(__name__)

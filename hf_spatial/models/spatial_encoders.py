@@ -2,8 +2,8 @@
 
 A spatial encoder folder holds `config.json` (the `SpatialQwenAudioConfig` fields that shape the encoder, its class
 names, and the FOA feature settings it was trained on), `model.safetensors` (the `SpatialEncoder` state dict) and a
-`README.md` card. `shipped` names the folder packaged here (`hf_spatial/pretrained/spatial_encoder/`); see its card
-for how it was trained and what it measures.
+`README.md` card. `shipped` names the folder packaged with hf-spatial (`hf_spatial/pretrained/spatial_encoder/`);
+its card says how it was trained and what it measures.
 
 A model whose slot classes differ from the encoder's still gets every class-independent weight; of the per-class heads
 it gets the rows of the classes both share (by name), and keeps its own initialisation for the others, which the
@@ -18,6 +18,11 @@ import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from hf_spatial.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +91,6 @@ def load_spatial_encoder(model, name_or_path: str | os.PathLike, feature_extract
     """Load a pretrained spatial encoder into `model` (a SpatialQwenAudio model whose encoder config matches, e.g.
     built with `spatial_encoder_kwargs`); checks `feature_extractor` against the encoder's feature settings. Returns
     the model's classes the encoder did not know (their head rows keep the model's initialisation)."""
-    import torch
-    from safetensors.torch import load_file
-
     folder = spatial_encoder_folder(name_or_path)
     config = spatial_encoder_config(folder)
     encoder = _spatial_encoder(model)
@@ -132,10 +134,6 @@ def load_spatial_encoder(model, name_or_path: str | os.PathLike, feature_extract
 
 def save_spatial_encoder(model, feature_extractor, folder: str | os.PathLike, card: str) -> Path:
     """Write `model`'s spatial encoder as an encoder folder (config.json, model.safetensors, README.md = `card`)."""
-    from safetensors.torch import save_file
-
-    from hf_spatial.atomic import atomic_directory
-
     config = model.config
     record = {
         "encoder": {key: _plain(getattr(config, key)) for key in ENCODER_CONFIG_KEYS},
