@@ -143,7 +143,7 @@ def train_fresh(train, args, overrides: list[str], out: Path):
     model.train()
     collator = SeldCollator(
         processor.feature_extractor, model.config.spatial_class_names, model.config.spatial_num_slots,
-        augmentation=config.augmentation, seed=config.seed,
+        augmentation=config.augmentation,
     )  # fmt: skip
     trainer = SpatialEncoderTrainer(
         model, config, train_dataset=train, data_collator=collator, callbacks=[StopAfter(args.minutes * 60)]

@@ -82,8 +82,9 @@ class SeldCollator:
     Simulated rows get their targets from the `SceneSpec` (`scene_targets`); rows without one (real recordings,
     `hf-spatial convert starss23`) from their `dcase_labels` (`dcase_targets`), whose class indices refer to
     `dcase_class_names` (default: `class_names`) and are matched to `class_names` by name. With `augmentation`, each
-    clip is transformed (`hf_spatial.training.augmentation`) and its direction targets with it; the transforms are
-    drawn from a generator seeded by (`seed`, number of the batch), so a run is reproducible.
+    clip is transformed (`hf_spatial.training.augmentation`) and its direction targets with it; each batch's transforms
+    come from a generator seeded from torch's global one, which `Trainer` seeds and restores on resume, so a resumed
+    run draws what an uninterrupted one would.
     """
 
     feature_extractor: Any
@@ -91,8 +92,6 @@ class SeldCollator:
     num_slots: int
     dcase_class_names: list[str] | None = None
     augmentation: str = "none"
-    seed: int = 0
-    _batches: int = field(default=0, init=False, repr=False)
 
     def targets(self, row: dict[str, Any], num_tokens: int) -> dict[str, np.ndarray]:
         from hf_spatial.evaluation.seld import row_reference_labels
@@ -106,8 +105,7 @@ class SeldCollator:
         from hf_spatial.data import read_foa
         from hf_spatial.data.schema import SAMPLE_RATE
 
-        rng = np.random.default_rng([self.seed, self._batches])
-        self._batches += 1
+        rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,))))
         transforms = [sample_transform(self.augmentation, rng) for _ in rows]
         # read_foa checks the rate: every dataset folder is 24 kHz. Only the spatial features: Whisper's are unused.
         clips = [transform.apply_foa(read_foa(row["audio"])) for transform, row in zip(transforms, rows, strict=True)]

@@ -254,7 +254,6 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
         model.config.spatial_num_slots,
         dcase_class_names,
         augmentation=args.augmentation,
-        seed=args.seed,
     )
     trainer = SpatialEncoderTrainer(
         model,
