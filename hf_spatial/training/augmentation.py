@@ -61,7 +61,7 @@ MAZZON_TRANSFORMS: tuple[FOATransform, ...] = tuple(
 )
 
 
-def sample_transform(mode: AugmentationMode, rng: np.random.Generator) -> FOATransform:
+def sample_transform(mode: AugmentationMode, rng: np.random.Generator | None) -> FOATransform:
     """A random transform: `mazzon16` one of the 16 uniformly, `rotation` any angle with random mirrors."""
     if mode == "none":
         return FOATransform()

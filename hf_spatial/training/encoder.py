@@ -105,7 +105,8 @@ class SeldCollator:
         from hf_spatial.data import read_foa
         from hf_spatial.data.schema import SAMPLE_RATE
 
-        rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,))))
+        # Draw from torch's RNG only when augmenting: a plain run's random stream stays as it was.
+        rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,)))) if self.augmentation != "none" else None
         transforms = [sample_transform(self.augmentation, rng) for _ in rows]
         # read_foa checks the rate: every dataset folder is 24 kHz. Only the spatial features: Whisper's are unused.
         clips = [transform.apply_foa(read_foa(row["audio"])) for transform, row in zip(transforms, rows, strict=True)]
