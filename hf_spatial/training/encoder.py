@@ -12,6 +12,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from hf_spatial.acoustics.scene import SceneSpec
+from hf_spatial.training.augmentation import AUGMENTATION_MODES, sample_transform
 from hf_spatial.training.common import StageDataArguments
 from hf_spatial.training.seld_targets import SlotLossWeights, dcase_targets, scene_targets, slot_loss
 
@@ -28,6 +29,22 @@ class EncoderTrainingConfig(StageDataArguments, TrainingArguments):
         metadata={
             "help": "Classes of a new model's slot class head. Default: the class list a converted folder records "
             "(the 13 STARSS23 classes), else the labels of the train split."
+        },
+    )
+    augmentation: str = field(
+        default="none",
+        metadata={
+            "help": "Exact FOA augmentation of every training clip, its direction labels moved by the same rule: "
+            "`rotation` (about the vertical axis by any angle, with random left-right and up-down mirrors), "
+            "`mazzon16` (the 16 channel swaps and sign flips of Mazzon et al. 2019) or `none`.",
+            "choices": list(AUGMENTATION_MODES),
+        },
+    )
+    spatial_encoder_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "When `model_name_or_path` builds a new model (`tiny`): start its spatial encoder from this "
+            "pretrained encoder folder (`shipped`: the one packaged with hf-spatial). Default: random."
         },
     )
     # SELD loss weights; the defaults are SlotLossWeights' own.
@@ -64,13 +81,17 @@ class SeldCollator:
 
     Simulated rows get their targets from the `SceneSpec` (`scene_targets`); rows without one (real recordings,
     `hf-spatial convert starss23`) from their `dcase_labels` (`dcase_targets`), whose class indices refer to
-    `dcase_class_names` (default: `class_names`) and are matched to `class_names` by name.
+    `dcase_class_names` (default: `class_names`) and are matched to `class_names` by name. With `augmentation`, each
+    clip is transformed (`hf_spatial.training.augmentation`) and its direction targets with it; each batch's transforms
+    come from a generator seeded from torch's global one, which `Trainer` seeds and restores on resume, so a resumed
+    run draws what an uninterrupted one would.
     """
 
     feature_extractor: Any
     class_names: list[str]
     num_slots: int
     dcase_class_names: list[str] | None = None
+    augmentation: str = "none"
 
     def targets(self, row: dict[str, Any], num_tokens: int) -> dict[str, np.ndarray]:
         from hf_spatial.evaluation.seld import row_reference_labels
@@ -84,12 +105,16 @@ class SeldCollator:
         from hf_spatial.data import read_foa
         from hf_spatial.data.schema import SAMPLE_RATE
 
-        # read_foa checks the rate: every dataset folder is 24 kHz.
-        features = self.feature_extractor(
-            [read_foa(row["audio"]) for row in rows], sampling_rate=SAMPLE_RATE, return_tensors="pt"
-        )
+        # Draw from torch's RNG only when augmenting: a plain run's random stream stays as it was.
+        rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,)))) if self.augmentation != "none" else None
+        transforms = [sample_transform(self.augmentation, rng) for _ in rows]
+        # read_foa checks the rate: every dataset folder is 24 kHz. Only the spatial features: Whisper's are unused.
+        clips = [transform.apply_foa(read_foa(row["audio"])) for transform, row in zip(transforms, rows, strict=True)]
+        features = self.feature_extractor.extract_spatial(clips, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         num_tokens = features["spatial_attention_mask"].shape[-1] // self.feature_extractor.spatial_frames_per_token
         targets = [self.targets(row, num_tokens) for row in rows]
+        for transform, target in zip(transforms, targets, strict=True):
+            target["direction"] = transform.apply_vectors(target["direction"])
         batch = {key: features[key] for key in ("spatial_features", "spatial_attention_mask")}
         for key in targets[0]:
             batch[TARGET_PREFIX + key] = torch.as_tensor(np.stack([target[key] for target in targets]))

@@ -239,14 +239,22 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
     # trained on those labels.
     dcase_class_names = recorded_class_names(args.dataset_dir)
     wanted = args.class_names or dcase_class_names or dataset_labels(train)
-    model, processor = load_model_and_processor(args.model_name_or_path, class_names=wanted)
+    model, processor = load_model_and_processor(
+        args.model_name_or_path, class_names=wanted, spatial_encoder_name_or_path=args.spatial_encoder_name_or_path
+    )
     class_names = model.config.spatial_class_names
     if not class_names:
         raise ValueError(
             "The model config has no `spatial_class_names`; set them to the dataset's labels "
             f"({wanted}) so the slot class head knows its classes."
         )
-    collator = SeldCollator(processor.feature_extractor, class_names, model.config.spatial_num_slots, dcase_class_names)
+    collator = SeldCollator(
+        processor.feature_extractor,
+        class_names,
+        model.config.spatial_num_slots,
+        dcase_class_names,
+        augmentation=args.augmentation,
+    )
     trainer = SpatialEncoderTrainer(
         model,
         args,

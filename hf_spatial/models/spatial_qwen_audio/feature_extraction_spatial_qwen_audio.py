@@ -263,6 +263,24 @@ class FOAFeatureExtractor(SequenceFeatureExtractor):
             **kwargs: processor/Whisper options such as `padding` or `return_attention_mask`; ignored because the
                 layout is fixed (semantic features always padded to `chunk_length`, masks always returned).
         """
+        sampling_rate, clips = self._prepare(raw_foa, sampling_rate, input_format, resample)
+        w_semantic = [self._resample(clip[W], sampling_rate, self.semantic_sampling_rate) for clip in clips]
+        input_features, feature_attention_mask = self.semantic_features(w_semantic)
+        num_tokens = audio_token_count(feature_attention_mask.sum(-1))
+
+        spatial_clips = [self._resample(clip, sampling_rate, self.sampling_rate) for clip in clips]
+        spatial_features, spatial_attention_mask = self.spatial_features(spatial_clips, num_tokens)
+
+        data = {
+            "input_features": input_features,
+            "feature_attention_mask": feature_attention_mask,
+            "spatial_features": spatial_features.numpy(),
+            "spatial_attention_mask": spatial_attention_mask.numpy(),
+        }
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    def _prepare(self, raw_foa, sampling_rate, input_format, resample) -> tuple[int, list[np.ndarray]]:
+        """Checked rate and validated AmbiX clips (see `__call__`)."""
         if sampling_rate is None:
             logger.warning_once(
                 f"No sampling_rate passed to {type(self).__name__}; assuming {self.sampling_rate} Hz. Pass "
@@ -281,20 +299,27 @@ class FOAFeatureExtractor(SequenceFeatureExtractor):
             to_ambix(self._validate_clip(clip, index, sampling_rate), input_format)
             for index, clip in enumerate(self._as_clip_list(raw_foa))
         ]
+        return sampling_rate, clips
 
-        w_semantic = [self._resample(clip[W], sampling_rate, self.semantic_sampling_rate) for clip in clips]
-        input_features, feature_attention_mask = self.semantic_features(w_semantic)
-        num_tokens = audio_token_count(feature_attention_mask.sum(-1))
-
+    def extract_spatial(
+        self,
+        raw_foa,
+        sampling_rate: int | None = None,
+        input_format: str | None = None,
+        resample: bool = False,
+        return_tensors: str | None = None,
+    ) -> BatchFeature:
+        """Only `spatial_features` and `spatial_attention_mask`, equal to `__call__`'s (same arguments), without the
+        Whisper log-mels: what the spatial encoder alone reads (its training stage)."""
+        sampling_rate, clips = self._prepare(raw_foa, sampling_rate, input_format, resample)
+        # Whisper's mask marks ceil(samples at 16 kHz / hop) frames (resample_poly's output length is the ceiling).
+        rate = self.semantic_sampling_rate
+        semantic_samples = np.array([-(-clip.shape[1] * rate // sampling_rate) for clip in clips])
+        max_frames = self.chunk_length * self.semantic_sampling_rate // self.hop_length
+        num_tokens = audio_token_count(np.minimum(-(-semantic_samples // self.hop_length), max_frames))
         spatial_clips = [self._resample(clip, sampling_rate, self.sampling_rate) for clip in clips]
-        spatial_features, spatial_attention_mask = self.spatial_features(spatial_clips, num_tokens)
-
-        data = {
-            "input_features": input_features,
-            "feature_attention_mask": feature_attention_mask,
-            "spatial_features": spatial_features.numpy(),
-            "spatial_attention_mask": spatial_attention_mask.numpy(),
-        }
+        features, mask = self.spatial_features(spatial_clips, num_tokens)
+        data = {"spatial_features": features.numpy(), "spatial_attention_mask": mask.numpy()}
         return BatchFeature(data, tensor_type=return_tensors)
 
     def semantic_features(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -81,7 +81,8 @@ class SpatialEncoderOutput(ModelOutput):
     rt60 (`(batch,)`): reverberation time in seconds (non-negative).
     token_accdoa (`(batch, N, num_classes, 3)`): activity-coupled Cartesian direction (ACCDOA, DCASE) per token and
         class: the class's direction while it sounds (norm near 1), near zero while it is silent; built as the
-        class's activity times the measured broadband intensity direction plus a learned correction.
+        class's activity times the measured intensity pooled over the class's time-frequency bins (weights: W power,
+        plus learned per-band and directness terms), plus a learned correction.
     """
 
     last_hidden_state: torch.Tensor | None = None
@@ -252,6 +253,10 @@ class SpatialEncoder(nn.Module):
         self.class_head = nn.Linear(width, config.spatial_num_classes)
         self.accdoa_activity_head = nn.Linear(width, config.spatial_num_classes)
         self.accdoa_correction_head = ZeroInitLinear(width, 3 * config.spatial_num_classes)
+        # Which mel bands carry each class at each token (log-weights added to the W power weighting), and how much
+        # each class prefers direct (|intensity| near 1) over diffuse bins: both zero at initialisation.
+        self.accdoa_band_head = ZeroInitLinear(width, config.spatial_num_classes * config.spatial_num_mel_bins)
+        self.accdoa_directness = nn.Parameter(torch.zeros(config.spatial_num_classes))
         self.distance_head = nn.Linear(width, 1)
         self.activity_query = nn.Linear(width, width)
         self.activity_key = nn.Linear(width, width)
@@ -272,7 +277,7 @@ class SpatialEncoder(nn.Module):
             frame_mask = frame_mask[:, ::pool]
         token_mask = frame_mask
         hidden = hidden.flatten(1, 2).transpose(1, 2)  # (batch, tokens, channels * freq)
-        broadband = _broadband_intensity(spatial_features.to(hidden.dtype), self.frames_per_token)
+        broadband = _pooled_intensity(spatial_features.to(hidden.dtype), self.frames_per_token)
         hidden = self.input_norm(self.input_proj(torch.cat([hidden, broadband], dim=-1)))
         for layer in self.layers:
             hidden = layer(hidden, token_mask)
@@ -283,12 +288,17 @@ class SpatialEncoder(nn.Module):
         slots = self.slot_out_norm(slots + self.slot_ffn(slots))
         activity = torch.einsum("bsd,bnd->bsn", self.activity_query(slots), self.activity_key(hidden))
         activity = (activity / math.sqrt(hidden.shape[-1])).masked_fill(~token_mask[:, None, :], -1e4)
-        # ACCDOA per token and class: the measured broadband direction where the class is judged active, plus a
-        # learned correction (zero at initialisation) for what one broadband vector cannot tell (overlapping
+        # ACCDOA per token and class: the measured intensity pooled over the bins the class is judged to hold (at
+        # initialisation the power-weighted broadband direction), where the class is judged active, plus a learned
+        # correction (zero at initialisation) for what pooled measurements cannot tell (overlapping
         # sources, reverberation). Slot directions are thus about right from the first step.
         class_activity = torch.sigmoid(self.accdoa_activity_head(hidden))[..., None]  # (batch, tokens, classes, 1)
         correction = self.accdoa_correction_head(hidden).unflatten(-1, (-1, 3))  # (batch, tokens, classes, 3)
-        accdoa = class_activity * broadband[:, :, None, :] + correction
+        band_logits = self.accdoa_band_head(hidden).unflatten(-1, (len(self.accdoa_directness), -1))
+        pooled_intensity = _pooled_intensity(
+            spatial_features.to(hidden.dtype), self.frames_per_token, band_logits, self.accdoa_directness
+        )
+        accdoa = class_activity * pooled_intensity + correction
         class_logits = self.class_head(slots)
         # Directions come from the dense per-token map, which a per-token loss trains directly; a slot only
         # chooses when (activity) and what (class) to read. Regressing directions from the slot vectors instead
@@ -309,18 +319,36 @@ class SpatialEncoder(nn.Module):
         )
 
 
-def _broadband_intensity(spatial_features: torch.Tensor, frames_per_token: int) -> torch.Tensor:
-    """Per token, the mean of the intensity maps (channels 4-6) over mel bands and frames weighted by the band power
-    of W: the classical broadband direction estimate (a unit vector for one plane wave, shorter in diffuse sound).
-    The CNN could learn this power weighting only slowly (it sees log powers); given directly, directions are
-    linearly readable from the first step. Returns `(batch, tokens, 3)`."""
+def _pooled_intensity(
+    spatial_features: torch.Tensor,
+    frames_per_token: int,
+    band_logits: torch.Tensor | None = None,
+    directness: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per token, the mean of the intensity maps (channels 4-6) over its mel bands and frames, weighted by the band
+    power of W: the classical broadband direction estimate (a unit vector for one plane wave, shorter in diffuse
+    sound), `(batch, tokens, 3)`. The CNN could learn this power weighting only slowly (it sees log powers); given
+    directly, directions are linearly readable from the first step.
+
+    With `band_logits` `(batch, tokens, classes, bands)` and `directness` `(classes,)`, one such mean per class,
+    `(batch, tokens, classes, 3)`: the log-weights add the class's band logits and `directness` times the log of the
+    bin's intensity norm (near 1 for a plane wave, small in diffuse sound), so a class can pool the bins it dominates,
+    as the classical estimator keeps the direct bins; a convex combination of measured directions either way."""
     # Undo FOAFeatureExtractor's Whisper-style scaling (log10(power) + 4) / 4 of channel 0 (W): log-weights in nats.
     log_power = spatial_features[:, 0] * (4.0 * math.log(10.0))  # (batch, bands, frames)
     batch, bands, frames = log_power.shape
     tokens = frames // frames_per_token
-    weights = log_power.view(batch, bands, tokens, frames_per_token).transpose(1, 2).flatten(2).softmax(-1)
+    log_weights = log_power.view(batch, bands, tokens, frames_per_token).transpose(1, 2)  # (batch, tokens, bands, k)
     intensity = spatial_features[:, 4:7].view(batch, 3, bands, tokens, frames_per_token).permute(0, 3, 1, 2, 4)
-    return torch.einsum("bnk,bnxk->bnx", weights, intensity.flatten(3))
+    if band_logits is None:
+        weights = log_weights.flatten(2).softmax(-1)
+        return torch.einsum("bnk,bnxk->bnx", weights, intensity.flatten(3))
+    log_norm = torch.log(intensity.norm(dim=2) + 1e-3)  # (batch, tokens, bands, k)
+    log_weights = (
+        log_weights[:, :, None] + band_logits[..., None] + directness[None, None, :, None, None] * log_norm[:, :, None]
+    )  # (batch, tokens, classes, bands, k)
+    weights = log_weights.flatten(3).softmax(-1)
+    return torch.einsum("bnck,bnxk->bncx", weights, intensity.flatten(3))
 
 
 def _time_pooling(frames_per_token: int, num_blocks: int) -> list[int]:
@@ -410,6 +438,7 @@ class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, SpatialEncoder):
             init.normal_(module.slot_queries, mean=0.0, std=1.0)
+            init.zeros_(module.accdoa_directness)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # One class can carry one `_auto_class`; write the whole auto_map so that every Auto class resolves with

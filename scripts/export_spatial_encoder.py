@@ -1,0 +1,101 @@
+"""Export the spatial encoder of an encoder-stage output folder as a pretrained spatial encoder folder (config.json,
+model.safetensors, README.md card), e.g. the one shipped in `hf_spatial/pretrained/spatial_encoder/`.
+
+The card records how the encoder was trained (the stage's config and steps, the `hf-spatial simulate` commands of its
+data) and, with `--bench`, the measured figures of `scripts/bench_encoder.py` (its JSON line) on held-out scenes.
+
+    python scripts/export_spatial_encoder.py --model runs/encoder --out hf_spatial/pretrained/spatial_encoder \
+        [--bench runs/bench_encoder]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from transformers import AutoModelForMultimodalLM, AutoProcessor
+
+import hf_spatial  # noqa: F401  (registers the Auto classes)
+from hf_spatial.hub import STAGES_FILE
+from hf_spatial.models.spatial_encoders import save_spatial_encoder
+
+
+def card(model, model_dir: Path, bench: Path | None) -> str:
+    history = json.loads((model_dir / STAGES_FILE).read_text(encoding="utf-8"))
+    stage = history["stages"][-1]
+    datasets = []
+    for folder in stage["datasets"]:
+        for split in ("train", "test"):
+            record = Path(folder) / "generation" / f"{split}.json"
+            if record.is_file():
+                datasets.append(json.loads(record.read_text(encoding="utf-8"))["command"])
+    encoder = model.model.spatial_encoder
+    parameters = sum(p.numel() for p in encoder.parameters())
+    config = {key: value for key, value in stage["config"].items() if key not in ("output_dir", "dataset_dir")}
+    lines = [
+        "# Pretrained spatial encoder (hf-spatial)",
+        "",
+        "The spatial encoder of SpatialQwenAudio (CNN over the FOA spatial features, Conformer blocks, dense 25 Hz "
+        f"map, slot and ACCDOA heads): {parameters:,} parameters. "
+        f"Classes: {', '.join(model.config.spatial_class_names)} "
+        "(the procedural sound bank's). Load it into any SpatialQwenAudio with "
+        "`build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path='shipped')`, "
+        "`build_pretrained_spatial_qwen_audio(...)` (the default) or `load_spatial_encoder(model, 'shipped')`; a model "
+        "with other classes gets the rows of the classes they share and trains the rest in its encoder stage.",
+        "",
+        "## Training",
+        "",
+        f"Encoder stage (`hf-spatial train --stage encoder`), {stage['metrics'].get('steps')} steps, stopped by "
+        f"{stage['metrics'].get('stopped_by')}; config (what differs from the defaults):",
+        "",
+        "```json",
+        json.dumps(config, indent=2),
+        "```",
+        "",
+        "Data (procedural sources, hybrid renderer, RT60 0.2-1.2 s, diffuse noise in half the scenes):",
+        "",
+        *[f"    {command}" for command in datasets],
+        "",
+        "Reproduce (same seed, same bytes on the same software):",
+        "",
+        "    hf-spatial simulate --out runs/scenes --num-scenes 3000 --seed 0 --split train --workers 2",
+        "    hf-spatial simulate --out runs/scenes --num-scenes 200 --seed 1 --split test --workers 2",
+        "    hf-spatial train --stage encoder --config hf_spatial/training/configs/pretrain_encoder.yaml \\",
+        "        --dataset_dir runs/scenes --output_dir runs/pretrain_encoder",
+        "    python scripts/export_spatial_encoder.py --model runs/pretrain_encoder --out OUT",
+        "    python scripts/bench_encoder.py --scenes runs/scenes --encoder OUT --minutes 10",
+    ]
+    if bench is not None:
+        lines += [
+            "",
+            "## Metrics",
+            "",
+            "`scripts/bench_encoder.py` on held-out scenes (test rooms and test clips). Direction errors: every "
+            "estimator is told the true source count and matched to the sources by the Hungarian algorithm. F20, DOAE, "
+            "LR: class-aware DCASE 2024 metrics of the encoder's own detections (slots; no ground truth). A `fresh "
+            "run` row is the same recipe trained from scratch for the bench's budget.",
+            "",
+            (bench / "table.md").read_text(encoding="utf-8").strip(),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="an encoder-stage output folder")
+    parser.add_argument("--out", required=True, help="the spatial encoder folder to write (replaced)")
+    parser.add_argument(
+        "--bench", default=None, help="bench_encoder.py's output folder (its table.md) for this encoder"
+    )
+    args = parser.parse_args()
+    model_dir = Path(args.model)
+    model = AutoModelForMultimodalLM.from_pretrained(model_dir)
+    extractor = AutoProcessor.from_pretrained(model_dir).feature_extractor
+    bench = Path(args.bench) if args.bench else None
+    save_spatial_encoder(model, extractor, args.out, card(model, model_dir, bench))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
