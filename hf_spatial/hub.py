@@ -443,7 +443,7 @@ def validate_benchmark(staged: StagedRepo) -> None:
             raise ValueError(f"load_dataset(staging) gives {len(dataset)} rows, metadata.jsonl has {len(rows)}")
         staged.checks.append(f"load_dataset(staging, split='test'): {len(dataset)} rows")
     else:
-        # datasets' audiofolder builder encodes audio with torchcodec (an optional dependency, see STACK.md).
+        # datasets' audiofolder builder encodes audio with torchcodec (optional: it needs FFmpeg's shared libraries).
         table = datasets.load_dataset("json", data_files=str(staged.folder / "metadata.jsonl"), split="train")
         staged.checks.append(
             f"load_dataset('json', metadata.jsonl): {len(table)} rows (install torchcodec to also check the "
