@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_spatial.tasks.twnm import read_twnm_benchmark
+from hf_spatial.training.records import STAGES_FILE, set_checkpoint_pusher
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ TRAINING_STATE_FILES = {
     "scheduler.pt": "training state (pickle)",
     "scaler.pt": "training state (pickle)",
 }
-STAGES_FILE = "training_stages.json"
 RESULTS_FILE = "eval_results.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 AUDIO_SUFFIXES = (".flac", ".wav")
@@ -443,7 +443,7 @@ def validate_benchmark(staged: StagedRepo) -> None:
             raise ValueError(f"load_dataset(staging) gives {len(dataset)} rows, metadata.jsonl has {len(rows)}")
         staged.checks.append(f"load_dataset(staging, split='test'): {len(dataset)} rows")
     else:
-        # datasets' audiofolder builder encodes audio with torchcodec (an optional dependency, see STACK.md).
+        # datasets' audiofolder builder encodes audio with torchcodec (optional: it needs FFmpeg's shared libraries).
         table = datasets.load_dataset("json", data_files=str(staged.folder / "metadata.jsonl"), split="train")
         staged.checks.append(
             f"load_dataset('json', metadata.jsonl): {len(table)} rows (install torchcodec to also check the "
@@ -629,45 +629,16 @@ def push_checkpoint(
     return url
 
 
+# Training publishes through this (`--publish_repo_id`); looked up at call time so it can be replaced.
+set_checkpoint_pusher(lambda folder, repo_id, private: push_checkpoint(folder, repo_id, private=private))
+
+
 def _validate_no_leaks_for_token(staged: StagedRepo, token: str | None) -> None:
     # stage_* already checked the environment's tokens; an explicit token may differ from those.
     if token:
         problems = find_leaks(staged.folder, [f.path for f in staged.files], token=token)
         if problems:
             raise ValueError("refusing to publish: the staged files contain the access token you passed")
-
-
-# -------------------------------------------------------------------------------------- training records
-def record_training_stage(
-    output_dir: str | os.PathLike,
-    *,
-    stage: str,
-    config: dict[str, Any],
-    datasets: list[str] | None = None,
-    init_from: str | os.PathLike | None = None,
-    base_model: str | None = None,
-    metrics: dict[str, Any] | None = None,
-) -> Path:
-    """Append one curriculum stage to `output_dir/training_stages.json` (the history the model card shows).
-
-    The history of the checkpoint the stage started from (`init_from`) is carried over, so the final model's
-    card lists every stage. See `hf_spatial.hub_cards` for the file's shape.
-    """
-    output_dir = Path(output_dir)
-    history: dict[str, Any] = {"base_model": base_model, "stages": []}
-    if init_from is not None and (Path(init_from) / STAGES_FILE).is_file():
-        history = json.loads((Path(init_from) / STAGES_FILE).read_text(encoding="utf-8"))
-    if base_model is not None:
-        history["base_model"] = base_model
-    history["stages"].append(
-        {"stage": stage, "datasets": list(datasets or []), "config": config, "metrics": dict(metrics or {})}
-    )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    target = output_dir / STAGES_FILE
-    partial = target.with_suffix(".json.partial")
-    partial.write_text(json.dumps(history, indent=2, default=str) + "\n", encoding="utf-8")
-    partial.replace(target)
-    return target
 
 
 # --------------------------------------------------------------------------------------------- helpers

@@ -2,7 +2,7 @@
 
     python scripts/feature_speed.py [--seconds 5] [--repeats 50] [--threads 1]
 
-Target (DESIGN.md): spatial features of a 5 s 24 kHz clip in <= 5 ms on one core. Prints a table and a JSON line.
+Target: spatial features of a 5 s 24 kHz clip in <= 5 ms on one core. Prints a table and a JSON line.
 """
 
 from __future__ import annotations

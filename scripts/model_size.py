@@ -5,7 +5,7 @@
 Parameters and FLOPs are counted on the meta device (no weights are allocated): the full SpatialQwenAudio-7B
 against its Qwen2-Audio base, per clip of `--seconds` (the Whisper encoder always sees 30 s, as in Qwen2-Audio;
 the language model sees the clip's audio tokens plus `--text-tokens` prompt tokens; FLOPs = 2 x multiply-adds of
-one forward pass). Prints a table and a final JSON line. Targets (DESIGN.md): spatial overhead <= 2% parameters,
+one forward pass). Prints a table and a final JSON line. Targets: spatial overhead <= 2% parameters,
 <= 3% FLOPs.
 """
 

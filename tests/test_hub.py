@@ -16,6 +16,7 @@ import soundfile as sf
 
 from hf_spatial import hub
 from hf_spatial.acoustics.scene import NoiseSpec, RoomSpec, SceneSpec, SourceSpec
+from hf_spatial.training.records import record_training_stage
 from tests.conftest import run_cli
 
 FAKE_TOKEN = "hf_" + "Q7x" * 11 + "z"  # shaped like a real token (hf_ + 34 characters)
@@ -81,14 +82,14 @@ def _add_run_records(folder: Path) -> None:
         "log_history": [{"loss": 2.5, "step": 10}, {"loss": 1.25, "step": 40}, {"eval_loss": 1.5, "step": 40}],
     }
     (folder / "trainer_state.json").write_text(json.dumps(state))
-    hub.record_training_stage(
+    record_training_stage(
         folder,
         stage="align",
         config={"learning_rate": 1e-3, "output_dir": "/home/alice/runs/align"},
         datasets=["alice/foa-scenes", "/home/alice/data/local-scenes"],
         base_model="Qwen/Qwen2-Audio-7B-Instruct",
     )
-    hub.record_training_stage(
+    record_training_stage(
         folder,
         stage="sft",
         config={"lora_r": 8, "lora_alpha": 32},
@@ -509,8 +510,8 @@ def test_missing_folders_and_existing_staging_dirs_give_clear_errors(model_dir, 
 
 
 def test_record_training_stage_carries_the_history_forward(tmp_path):
-    first = hub.record_training_stage(tmp_path / "a", stage="encoder", config={"lr": 1}, base_model="org/base")
-    hub.record_training_stage(tmp_path / "b", stage="align", config={"lr": 2}, init_from=first.parent)
+    first = record_training_stage(tmp_path / "a", stage="encoder", config={"lr": 1}, base_model="org/base")
+    record_training_stage(tmp_path / "b", stage="align", config={"lr": 2}, init_from=first.parent)
     history = json.loads((tmp_path / "b" / "training_stages.json").read_text())
     assert history["base_model"] == "org/base"
     assert [s["stage"] for s in history["stages"]] == ["encoder", "align"]
@@ -551,3 +552,15 @@ def test_local_paths_inside_parquet_strings_are_refused(tmp_path, monkeypatch):
     pq.write_table(table, shard)
     with pytest.raises(ValueError, match=r"test-00000-of-00001\.parquet: local path"):
         hub.stage_dataset(folder, tmp_path / "stage")
+
+
+def test_importing_the_hub_installs_the_pusher_training_publishes_through(tmp_path, monkeypatch):
+    from hf_spatial.training import records
+
+    pushed = []
+    monkeypatch.setattr(hub, "push_checkpoint", lambda folder, repo_id, private: pushed.append((folder, private)))
+    records.push_stage_output(tmp_path, "alice/spatial", True)
+    assert pushed == [(tmp_path, True)]
+    monkeypatch.setattr(records, "_checkpoint_pusher", None)
+    with pytest.raises(RuntimeError, match="no Hub publisher"):
+        records.push_stage_output(tmp_path, "alice/spatial", False)

@@ -48,7 +48,7 @@ def test_twnm_reader_names_the_problem(tmp_path):
 
 
 def write_simulated_dataset(folder, num_scenes: int = 6) -> list:
-    """A dataset folder as CONTRACTS.md specifies (what the simulator writes), with short random audio."""
+    """A scene dataset folder (ARCHITECTURE.md, what the simulator writes) with short random audio."""
     from datasets import Audio, Features, Sequence, Value
 
     from hf_spatial.tasks.dataset import write_parquet

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_PATH = Path(__file__).parent / "data" / "debian_sound_manifest.tsv"
 # Small packages (about 33 MB of .debs) that already cover footsteps, doors, water, bells, instruments, phones,
-# clapping; see ../shared/data/README.md.
+# clapping (licences and attribution per clip are in the manifest).
 SMALL_PACKAGES = ("sound-theme-freedesktop", "sound-icons", "minetest-data", "hydrogen-data", "sonic-pi-samples")
 INDEX_COLUMNS = ("clip_id", "label", "duration", "caption", "licence", "attribution", "path")
 

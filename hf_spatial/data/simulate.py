@@ -1,6 +1,6 @@
 """`hf-spatial simulate` / `simulate(...)`: render a sharded, resumable FOA scene dataset folder.
 
-Layout (see ../notes in CONTRACTS): `DIR/README.md` (card), `DIR/data/{split}-{i:05d}-of-{n:05d}.parquet`, and
+Layout (ARCHITECTURE.md, "Row contracts"): `DIR/README.md` (card), `DIR/data/{split}-{i:05d}-of-{n:05d}.parquet`, and
 `DIR/generation/{split}.json` (the parameters and provenance of a split; the card is rebuilt from these).
 
 Shard i holds scenes [i * shard_size, (i + 1) * shard_size) of (seed, split), a deterministic function of the

@@ -16,7 +16,7 @@ from transformers import BatchFeature
 from hf_spatial.evaluation.controls import Request
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, clip_key
 from hf_spatial.tasks.parsing import option_texts
-from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, answer_completion, format_prompt
+from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, answer_completion, completion_token_ids, format_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -174,8 +174,6 @@ class ModelPredictor:
         end-of-turn included, tokenised as in training). The prompt and its audio run once; the options continue
         from its key/value cache."""
         import torch
-
-        from hf_spatial.training.collators import completion_token_ids
 
         with_audio = requests[0].audio is not None
         conversations, texts, inputs = self._prompt_inputs(requests, with_audio)

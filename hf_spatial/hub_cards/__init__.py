@@ -7,7 +7,7 @@ so an installed hf-spatial finds them.
 
 Files a model folder may carry for its card (all optional):
 
-`training_stages.json` (written by `hf_spatial.hub.record_training_stage`)::
+`training_stages.json` (written by `hf_spatial.training.records.record_training_stage`)::
 
     {"base_model": "Qwen/Qwen2-Audio-7B-Instruct",
      "stages": [{"stage": "align", "datasets": ["alice/foa-scenes"], "config": {...}, "metrics": {...}}, ...]}

@@ -1,2 +1,2 @@
 """Pretrained starting points that install offline: Whisper converted from CTranslate2 wheels, and SpatialQwenAudio
-models built on it (DESIGN.md section 6)."""
+models built on it (ARCHITECTURE.md, "Model")."""

@@ -1,7 +1,7 @@
 """Small real SpatialQwenAudio models: a pretrained Whisper encoder (from a PyPI wheel, converted offline) as the
 semantic branch, and a language model of the user's choice.
 
-Built like the full-size system (DESIGN.md section 6): first the plain Qwen2-Audio model (Whisper encoder,
+Built like the full-size system (ARCHITECTURE.md, "Model"): first the plain Qwen2-Audio model (Whisper encoder,
 projector, language model), then `SpatialQwenAudioForConditionalGeneration.from_qwen2_audio`, which adds the spatial
 branch switched off, so at step 0 the model's logits are those of that Whisper + language model.
 

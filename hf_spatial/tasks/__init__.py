@@ -2,7 +2,7 @@
 
 ```python
 from hf_spatial.tasks import generate_questions, parse_answer, describe_scene
-items = generate_questions(scene, seed=0)            # QA rows (see CONTRACTS.md "Question rows")
+items = generate_questions(scene, seed=0)            # QA rows (ARCHITECTURE.md, "QA dataset")
 parse_answer("The answer is (B).", ["dog", ...])      # -> "B"
 ```
 """

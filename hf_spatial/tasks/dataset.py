@@ -1,4 +1,5 @@
-"""Build a QA dataset from a simulated dataset folder (CONTRACTS.md): the `hf-spatial questions` command.
+"""Build a QA dataset from a simulated dataset folder: the `hf-spatial questions` command (ARCHITECTURE.md, "Row
+contracts").
 
 Output: `OUT/data/{split}-{index:05d}-of-{count:05d}.parquet` and `OUT/README.md` whose YAML `configs` make
 `datasets.load_dataset(OUT)` work. Each row is one question and carries its scene's audio cell, scene_id,

@@ -1,4 +1,5 @@
-"""How a QA row is shown to a model: the question, lettered options and the answer instruction."""
+"""How a QA row is shown to a model: the question, lettered options, the answer instruction, and the tokens of an
+answer after its chat prompt (training labels and evaluation log-likelihoods use the same ones)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,23 @@ def format_prompt(item: Mapping[str, Any], instruction: str = ANSWER_INSTRUCTION
     """'question\\nA. ...\\nB. ...\\nC. ...\\nD. ...\\ninstruction' for a QA row."""
     options = "\n".join(f"{letter}. {text}" for letter, text in option_texts(item).items())
     return f"{item['question']}\n{options}\n{instruction}"
+
+
+def completion_token_ids(
+    processor: Any, prompt: list[dict[str, Any]], prompt_text: str, completion: str | list[dict[str, Any]]
+) -> list[int]:
+    """Token ids of the assistant `completion` (end-of-turn included) as the chat template renders it after
+    `prompt`, whose rendering with the generation prompt is `prompt_text`."""
+    full_text = processor.apply_chat_template([prompt + _as_messages(completion)], tokenize=False)[0]
+    if not full_text.startswith(prompt_text):
+        raise ValueError(
+            "The chat template renders the prompt differently inside the full conversation, so the answer tokens "
+            "cannot be located; use a template whose generation prompt is a prefix of the conversation."
+        )
+    return processor.tokenizer(full_text[len(prompt_text) :], add_special_tokens=False)["input_ids"]
+
+
+def _as_messages(completion: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(completion, str):
+        return [{"role": "assistant", "content": completion}]
+    return list(completion)

@@ -11,6 +11,7 @@ import torch
 
 from hf_spatial.data.schema import SAMPLE_RATE
 from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache
+from hf_spatial.tasks.prompting import completion_token_ids
 
 _TEXT_KEYS = ("input_ids", "attention_mask")
 
@@ -97,23 +98,3 @@ def audio_prompt_inputs(
         text=texts, audio_token_lengths=audio_inputs["audio_token_lengths"], padding=True, return_tensors="pt"
     )
     return {**encoded, **audio_inputs}
-
-
-def completion_token_ids(
-    processor: Any, prompt: list[dict[str, Any]], prompt_text: str, completion: str | list[dict[str, Any]]
-) -> list[int]:
-    """Token ids of the assistant `completion` (end-of-turn included) as the chat template renders it after
-    `prompt`, whose rendering with the generation prompt is `prompt_text`."""
-    full_text = processor.apply_chat_template([prompt + _as_messages(completion)], tokenize=False)[0]
-    if not full_text.startswith(prompt_text):
-        raise ValueError(
-            "The chat template renders the prompt differently inside the full conversation, so the answer tokens "
-            "cannot be located; use a template whose generation prompt is a prefix of the conversation."
-        )
-    return processor.tokenizer(full_text[len(prompt_text) :], add_special_tokens=False)["input_ids"]
-
-
-def _as_messages(completion: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(completion, str):
-        return [{"role": "assistant", "content": completion}]
-    return list(completion)

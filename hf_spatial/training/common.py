@@ -1,4 +1,4 @@
-"""What every curriculum stage shares: loading the model and data, and finishing a run (save, record, push)."""
+"""What every curriculum stage shares: loading the model and data, and finishing a run (save, record, publish)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from accelerate import PartialState
 from hf_spatial.data.schema import SAMPLE_RATE
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, audio_encoders_frozen, embed_dataset
 from hf_spatial.training.budget import TimeBudgetCallback
+from hf_spatial.training.records import push_stage_output, record_training_stage
 
 logger = logging.getLogger(__name__)
 
@@ -175,8 +176,6 @@ def finish_stage(trainer, processor, stage: str, config: dict[str, Any], dataset
     run the main process writes everything, and no process returns before the folder is complete."""
     from peft import PeftModel
 
-    from hf_spatial.hub import push_checkpoint, record_training_stage
-
     output_dir = Path(trainer.args.output_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
     if isinstance(model, PeftModel):
@@ -201,7 +200,7 @@ def finish_stage(trainer, processor, stage: str, config: dict[str, Any], dataset
             output_dir, stage=stage, config=config, datasets=datasets, init_from=init_from, metrics=metrics
         )
         if trainer.args.publish_repo_id:
-            push_checkpoint(output_dir, trainer.args.publish_repo_id, private=bool(trainer.args.hub_private_repo))
+            push_stage_output(output_dir, trainer.args.publish_repo_id, bool(trainer.args.hub_private_repo))
     trainer.accelerator.wait_for_everyone()
     logger.info("%s stage finished: %s", stage, output_dir)
     return output_dir
