@@ -40,6 +40,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -350,6 +351,13 @@ def demo_steps(
         record = paths.scenes / "generation" / "train.json"
         return record.is_file() and bool(json.loads(record.read_text(encoding="utf-8")).get("complete"))
 
+    def benchmark_step(name: str, description: str, folder: Path, num_items: int, tasks: Sequence[str] | None) -> Step:
+        """A held-out benchmark of `tasks` (None: all of them) from the test rooms and clips."""
+        build = partial(build_benchmark, folder, num_items=num_items, seed=plan.seed, sources=sources,
+                        duration=plan.duration, train_datasets=[paths.scenes], workers=workers,
+                        cache_dir=cache_dir, tasks=tasks, overwrite=True)  # fmt: skip
+        return Step(name, description, build, lambda: (folder / "README.md").is_file())
+
     steps = [
         Step(
             "simulate",
@@ -375,39 +383,20 @@ def demo_steps(
             ),
             lambda: (paths.questions / "README.md").is_file(),
         ),
-        Step(
+        benchmark_step(
             "benchmark",
             f"held-out benchmark of {plan.benchmark_items} questions (test rooms and clips, leak-checked)",
-            lambda: build_benchmark(
-                paths.benchmark,
-                num_items=plan.benchmark_items,
-                seed=plan.seed,
-                sources=sources,
-                duration=plan.duration,
-                train_datasets=[paths.scenes],
-                workers=workers,
-                cache_dir=cache_dir,
-                tasks=DEMO_TASKS,
-                overwrite=True,
-            ),
-            lambda: (paths.benchmark / "README.md").is_file(),
+            paths.benchmark,
+            plan.benchmark_items,
+            DEMO_TASKS,
         ),
-        Step(
+        benchmark_step(
             "whole_benchmark",
             f"held-out benchmark of {plan.whole_benchmark_items} questions over all tasks and levels (TWNM's "
             "proportions; most of them never trained)",
-            lambda: build_benchmark(
-                paths.whole_benchmark,
-                num_items=plan.whole_benchmark_items,
-                seed=plan.seed,
-                sources=sources,
-                duration=plan.duration,
-                train_datasets=[paths.scenes],
-                workers=workers,
-                cache_dir=cache_dir,
-                overwrite=True,
-            ),
-            lambda: (paths.whole_benchmark / "README.md").is_file(),
+            paths.whole_benchmark,
+            plan.whole_benchmark_items,
+            None,
         ),
         Step(
             "model",
