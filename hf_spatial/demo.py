@@ -7,9 +7,10 @@ Steps (each one a public API of the package, also runnable alone with the other 
 2. simulate a training set of FOA scenes (`hf-spatial simulate`) and its questions (`hf-spatial questions`), and a
    held-out benchmark from test rooms and test clips only, checked for leaks against the training set
    (`hf-spatial benchmark build`);
-3. the four curriculum stages (`hf-spatial train`: encoder -> align -> sft -> grpo) on a tiny SpatialQwenAudio
-   built locally, with step budgets that fit `--minutes`; sft runs twice, atomic perception first
-   (`--tasks l1_direction_sector`), then every scored task;
+3. the curriculum stages (`hf-spatial train`: align -> sft -> grpo) on a tiny SpatialQwenAudio built locally around
+   the shipped pretrained spatial encoder (frozen; `--fine-tune-encoder` runs the encoder stage on it first), with
+   step budgets that fit `--minutes`; sft runs twice, atomic perception first (`--tasks l1_direction_sector`), then
+   every scored task;
 4. evaluation on the benchmark (`hf-spatial evaluate`): the model with the no_audio, mono and spatial_zeroed
    controls; the cascade baseline (the encoder's slots as text for the same language model); the spatial encoder's
    own DCASE 2024 SELD metrics and direction error beside the classical active-intensity estimator; and two
@@ -64,7 +65,8 @@ DEMO_TASKS = (
 # 45-56% on it (mono 28%) and carried over to the mix.
 PERCEPTION_TASKS = ("l1_direction_sector",)
 # The demo's curriculum, each stage starting from the previous one's model (`perception` is an `sft` run on
-# PERCEPTION_TASKS before the `sft` run on all of DEMO_TASKS).
+# PERCEPTION_TASKS before the `sft` run on all of DEMO_TASKS). The encoder stage runs only with `--fine-tune-encoder`:
+# by default the shipped spatial encoder, pretrained on the demo's sound classes, stays frozen (`demo_stages`).
 DEMO_STAGES = ("encoder", "align", "perception", "sft", "grpo")
 # Conditions the model is evaluated under (see `hf_spatial.evaluation.controls`).
 MODEL_CONDITIONS = ("full", "no_audio", "mono", "spatial_zeroed")
@@ -164,6 +166,11 @@ class DemoPaths:
         return self.out / "eval" / "encoder"
 
 
+def demo_stages(plan: DemoPlan) -> tuple[str, ...]:
+    """The stages `plan` trains, in order (DEMO_STAGES, without the encoder stage unless it fine-tunes the encoder)."""
+    return DEMO_STAGES if plan.fine_tune_encoder else DEMO_STAGES[1:]
+
+
 def training_stage(stage: str) -> str:
     """The curriculum stage (`hf-spatial train --stage`) that runs the demo stage `stage`."""
     return "sft" if stage == "perception" else stage
@@ -178,7 +185,8 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | 
 
     config = yaml.safe_load(preset_path(training_stage(stage)).read_text(encoding="utf-8"))
     steps = getattr(plan, f"{stage}_steps")
-    previous = DEMO_STAGES[DEMO_STAGES.index(stage) - 1] if stage != DEMO_STAGES[0] else None
+    stages = demo_stages(plan)
+    previous = stages[stages.index(stage) - 1] if stage != stages[0] else None
     config.update(
         model_name_or_path=str(paths.stage(previous) if previous else paths.initial_model),
         dataset_dir=str(paths.scenes if stage in ("encoder", "align") else paths.questions),
@@ -255,7 +263,9 @@ def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
         description = f"random tiny Whisper encoder (pretrained one unavailable: {description})"
         built = build_tiny_spatial_qwen_audio(**options)
     model, processor = built
-    description += ", the shipped pretrained spatial encoder"
+    description += ", the shipped pretrained spatial encoder" + (
+        " (fine-tuned in the encoder stage)" if plan.fine_tune_encoder else " (frozen)"
+    )
     with atomic_directory(paths.initial_model, overwrite=True) as folder:
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
@@ -414,7 +424,8 @@ def demo_steps(
         "grpo": "stage 4/4 grpo: LoRA GRPO with the answer rewards",
     }
     budget = "its share of the time left" if plan.budget_seconds is not None else None
-    for stage, description in descriptions.items():
+    for stage in demo_stages(plan):
+        description = descriptions[stage]
         steps.append(
             Step(
                 stage,
@@ -587,7 +598,7 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
         "tasks": list(DEMO_TASKS),
         "plan": asdict(plan),
         "model": json.loads((paths.initial_model / MODEL_RECORD).read_text(encoding="utf-8"))["description"],
-        "stages": {stage: _stage_record(paths.stage(stage)) for stage in DEMO_STAGES},
+        "stages": {stage: _stage_record(paths.stage(stage)) for stage in demo_stages(plan)},
         "sources": sources,
         "conditions": rows,
         "after_sft": {condition: scored_metrics(after_sft[condition]) for condition in AFTER_SFT_CONDITIONS},
@@ -935,8 +946,10 @@ def run_demo(
     smallest: bool = False,
     workers: int = 2,
     cache_dir: str | os.PathLike | None = None,
+    fine_tune_encoder: bool = False,
 ) -> dict[str, Any]:
     """Run the demo into `out` (see the module docstring); returns the results (also in `out/demo_results.json`).
+    `fine_tune_encoder` runs the encoder stage on the shipped spatial encoder (by default it stays frozen).
 
     Re-running with the same arguments skips the finished steps; other arguments for an existing folder are
     refused (the data and models would not match).
@@ -945,14 +958,16 @@ def run_demo(
     paths = DemoPaths(Path(out))
     spec, reason = resolve_sources(sources, cache_dir)
     logger.info("sources: %s", reason)
-    plan = _resume_or_make_plan(paths.out, {"minutes": None if smallest else minutes, "sources": spec})
+    request = {"minutes": None if smallest else minutes, "sources": spec, "fine_tune_encoder": fine_tune_encoder}
+    plan = _resume_or_make_plan(paths.out, request)
     logger.info("demo plan: %s", plan)
     state = _read_json(paths.out / STATE_FILE) or {"seconds": {}}
     spent_before = sum(state["seconds"].values())  # earlier runs' finished steps count against the budget
 
     def stage_seconds(stage: str) -> float | None:
         seconds_left = plan.budget_seconds - spent_before - (time.monotonic() - start) if plan.budget_seconds else 0
-        budget = plan.stage_budget(stage, seconds_left, list(DEMO_STAGES[DEMO_STAGES.index(stage) :]))
+        stages = demo_stages(plan)
+        budget = plan.stage_budget(stage, seconds_left, list(stages[stages.index(stage) :]))
         if budget is not None:
             logger.info("%s: %.0f s of training (%.0f s of the run left)", stage, budget, seconds_left)
         return budget
@@ -992,11 +1007,11 @@ def _resume_or_make_plan(out: Path, request: dict[str, Any]) -> DemoPlan:
             )
         return DemoPlan(**previous["plan"])
     if request["minutes"] is None:
-        plan = DemoPlan.smallest()
+        plan = DemoPlan.smallest(request["fine_tune_encoder"])
     else:
         slowdown = measure_slowdown()
         logger.info("this machine is %.2fx the reference machine's time", slowdown)
-        plan = DemoPlan.for_minutes(request["minutes"], slowdown)
+        plan = DemoPlan.for_minutes(request["minutes"], slowdown, request["fine_tune_encoder"])
     _write_json(out / PLAN_FILE, {"request": request, "plan": asdict(plan)})
     return plan
 
@@ -1028,13 +1043,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sources", choices=SOURCES_CHOICES, default="auto", help="auto (Debian if fetchable), procedural, debian"
     )
     parser.add_argument("--smallest", action="store_true", help="the smallest run (about a minute): tiny data")
+    parser.add_argument(
+        "--fine-tune-encoder",
+        action="store_true",
+        help="train the shipped spatial encoder in an encoder stage first (default: keep it frozen)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="simulation processes")
     parser.add_argument("--cache-dir", default=None, help="Debian sound bank cache (default ~/.cache/hf_spatial)")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    results = run_demo(args.out, args.minutes, args.sources, args.smallest, args.workers, args.cache_dir)
+    results = run_demo(
+        args.out, args.minutes, args.sources, args.smallest, args.workers, args.cache_dir, args.fine_tune_encoder
+    )
     print()
     print("\n".join(summary_lines(results)))
     print()
