@@ -74,7 +74,7 @@ DEFAULT_MINUTES = 13.0  # + about a minute of installation: the README's first c
 SOURCES_CHOICES = ("auto", "procedural", "debian")
 PLAN_FILE = "demo_plan.json"
 STATE_FILE = "demo_state.json"
-RESULTS_FILE = "demo_results.json"
+DEMO_RESULTS_FILE = "demo_results.json"
 REPORT_FILE = "demo_report.md"
 
 
@@ -222,7 +222,7 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | 
 
 def stage_finished(stage: str, output_dir: Path) -> bool:
     """True when `output_dir` holds the final model of `stage` (its record is the last thing a stage writes)."""
-    from hf_spatial.hub import STAGES_FILE
+    from hf_spatial.training.records import STAGES_FILE
 
     record = output_dir / STAGES_FILE
     if not record.is_file():
@@ -343,8 +343,8 @@ def demo_steps(
     """The demo's steps in order (`sources`: the simulator's source spec; `cache_dir`: the Debian cache;
     `stage_seconds(stage)`: the wall-clock budget of a training stage when it starts, None for its step count)."""
     from hf_spatial.data.simulate import simulate
+    from hf_spatial.evaluation import EVAL_RESULTS_FILE
     from hf_spatial.evaluation.benchmark import build_benchmark
-    from hf_spatial.evaluation.report import RESULTS_FILE as EVAL_RESULTS
     from hf_spatial.tasks.dataset import build_question_dataset
 
     def complete_simulation() -> bool:
@@ -428,7 +428,7 @@ def demo_steps(
             "evaluate",
             f"evaluate the model on the benchmark: {', '.join(MODEL_CONDITIONS)}",
             lambda: _evaluate_model(paths.model, paths.benchmark, paths.eval_model, MODEL_CONDITIONS, paths.embeddings),
-            lambda: (paths.eval_model / EVAL_RESULTS).is_file(),
+            lambda: (paths.eval_model / EVAL_RESULTS_FILE).is_file(),
         ),
         Step(
             "evaluate_after_sft",
@@ -436,7 +436,7 @@ def demo_steps(
             lambda: _evaluate_model(
                 paths.stage("sft"), paths.benchmark, paths.eval_after_sft, AFTER_SFT_CONDITIONS, paths.embeddings
             ),
-            lambda: (paths.eval_after_sft / EVAL_RESULTS).is_file(),
+            lambda: (paths.eval_after_sft / EVAL_RESULTS_FILE).is_file(),
         ),
         Step(
             "evaluate_all_tasks",
@@ -444,13 +444,13 @@ def demo_steps(
             lambda: _evaluate_model(
                 paths.model, paths.whole_benchmark, paths.eval_whole, MODEL_CONDITIONS, paths.embeddings
             ),
-            lambda: (paths.eval_whole / EVAL_RESULTS).is_file(),
+            lambda: (paths.eval_whole / EVAL_RESULTS_FILE).is_file(),
         ),
         Step(
             "cascade",
             "evaluate the cascade baseline: the encoder's detections as text for the same language model",
             lambda: _evaluate_cascade(paths, batch_size=16),
-            lambda: (paths.eval_cascade / EVAL_RESULTS).is_file(),
+            lambda: (paths.eval_cascade / EVAL_RESULTS_FILE).is_file(),
         ),
         Step(
             "encoder_metrics",
@@ -462,7 +462,7 @@ def demo_steps(
             "intensity",
             "evaluate the classical active-intensity baselines (oracle source identity; no ground truth)",
             lambda: _evaluate_intensity(paths),
-            lambda: (paths.eval_intensity / EVAL_RESULTS).is_file(),
+            lambda: (paths.eval_intensity / EVAL_RESULTS_FILE).is_file(),
         ),
     ]
     return steps
@@ -502,7 +502,7 @@ GRPO_METRICS = {
 def _stage_record(output_dir: Path) -> dict[str, Any]:
     """A finished stage's steps and what stopped it (its time budget or its step count); for GRPO, its reward
     groups' variance and accuracy reward in the last logged steps."""
-    from hf_spatial.hub import STAGES_FILE
+    from hf_spatial.training.records import STAGES_FILE
 
     metrics = json.loads((output_dir / STAGES_FILE).read_text(encoding="utf-8"))["stages"][-1]["metrics"]
     record = {"steps": metrics["steps"], "stopped_by": metrics["stopped_by"]}
@@ -970,7 +970,7 @@ def run_demo(
     results = collect_results(paths, plan, {"spec": spec, "reason": reason}, state["seconds"])
     results["seconds"]["total (this run)"] = round(time.monotonic() - start, 1)
     write_plots(results, paths.out / "plots")
-    _write_json(paths.out / RESULTS_FILE, results)
+    _write_json(paths.out / DEMO_RESULTS_FILE, results)
     write_text_atomic(paths.out / REPORT_FILE, report_markdown(results))
     return results
 
@@ -1039,7 +1039,7 @@ def _run(args: argparse.Namespace) -> int:
     print("\n".join(summary_lines(results)))
     print()
     print(f"report:    {results['paths']['report']}")
-    print(f"results:   {args.out / RESULTS_FILE}")
+    print(f"results:   {args.out / DEMO_RESULTS_FILE}")
     print(f"plots:     {args.out / 'plots'}")
     print(f"model:     {results['paths']['model']}  (AutoModelForMultimodalLM.from_pretrained)")
     print(f"benchmark: {results['paths']['benchmark']}")

@@ -107,6 +107,7 @@ def probe_seconds(steps: int = 6) -> float:
     import numpy as np
     import torch
 
+    from hf_spatial.conventions import SAMPLE_RATE
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
 
     model, processor = build_tiny_spatial_qwen_audio(seed=0, window_seconds=5)
@@ -114,14 +115,14 @@ def probe_seconds(steps: int = 6) -> float:
     optimizer = torch.optim.AdamW(language_model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     embeds = torch.randn(8, 300, model.config.text_config.hidden_size, generator=generator)
-    clips = list(np.random.default_rng(0).standard_normal((8, 4, 5 * 24000)).astype(np.float32) * 0.1)
+    clips = list(np.random.default_rng(0).standard_normal((8, 4, 5 * SAMPLE_RATE)).astype(np.float32) * 0.1)
     began = time.perf_counter()
     for _ in range(steps):
         loss = language_model(inputs_embeds=embeds).last_hidden_state.square().mean()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    processor.feature_extractor(clips, sampling_rate=24000)
+    processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE)
     return time.perf_counter() - began
 
 

@@ -239,7 +239,7 @@ def _run_seld(args: argparse.Namespace, out: Path) -> int:
     if args.ref is not None or args.pred is not None:
         if args.ref is None or args.pred is None:
             raise ValueError("--seld with CSV folders needs both --ref DIR and --pred DIR.")
-        from hf_spatial.evaluation.seld_metrics import evaluate_csv_folders
+        from hf_spatial.seld.metrics import evaluate_csv_folders
 
         results = evaluate_csv_folders(
             args.ref,
@@ -249,7 +249,7 @@ def _run_seld(args: argparse.Namespace, out: Path) -> int:
             report_path=(args.out / f"seld_metrics_{args.edition}.md") if args.out else None,
         )
     elif args.model is not None and args.dataset is not None:
-        from hf_spatial.evaluation.seld import evaluate_model_seld
+        from hf_spatial.seld.evaluate import evaluate_model_seld
 
         results = evaluate_model_seld(
             check_model_folder(args.model),

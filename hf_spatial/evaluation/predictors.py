@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 from transformers import BatchFeature
 
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.evaluation.controls import Request
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, clip_key
 from hf_spatial.tasks.parsing import option_texts
@@ -20,7 +21,6 @@ from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, answer_completion, c
 
 logger = logging.getLogger(__name__)
 
-FOA_SAMPLE_RATE = 24000
 WHISPER_SAMPLE_RATE = 16000
 
 
@@ -140,7 +140,7 @@ class ModelPredictor:
 
     @property
     def _sampling_rate(self) -> int:
-        return FOA_SAMPLE_RATE if self.spatial else WHISPER_SAMPLE_RATE
+        return SAMPLE_RATE if self.spatial else WHISPER_SAMPLE_RATE
 
     def _prompt_inputs(self, requests: Sequence[Request], with_audio: bool) -> tuple[list, list[str], Any]:
         """The user turns, their chat-template renderings (generation prompt included) and the processor's
@@ -257,7 +257,7 @@ class CascadePredictor(ModelPredictor):
         import torch
 
         features = self.processor.feature_extractor(
-            [request.audio for request in requests], sampling_rate=FOA_SAMPLE_RATE, return_tensors="pt"
+            [request.audio for request in requests], sampling_rate=SAMPLE_RATE, return_tensors="pt"
         )
         with torch.inference_mode():
             outputs = self.model.get_spatial_outputs(

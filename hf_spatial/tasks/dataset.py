@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hf_spatial.atomic import check_output_folder, publish_folder, staging_folder
+from hf_spatial.conventions import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ QA_STRING_COLUMNS = (
 )
 
 
-def qa_features(sampling_rate: int = 24000):
+def qa_features(sampling_rate: int = SAMPLE_RATE):
     from datasets import Audio, Features, Value
 
     return Features(

@@ -9,7 +9,7 @@ from typing import Any
 
 from accelerate import PartialState
 
-from hf_spatial.data.schema import SAMPLE_RATE
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, audio_encoders_frozen, embed_dataset
 from hf_spatial.training.budget import TimeBudgetCallback
 from hf_spatial.training.records import push_stage_output, record_training_stage

@@ -12,6 +12,9 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from hf_spatial.acoustics.scene import SceneSpec
+from hf_spatial.conventions import SAMPLE_RATE
+from hf_spatial.data import read_foa
+from hf_spatial.seld.labels import row_reference_labels
 from hf_spatial.training.augmentation import AUGMENTATION_MODES, sample_transform
 from hf_spatial.training.common import StageDataArguments
 from hf_spatial.training.seld_targets import SlotLossWeights, dcase_targets, scene_targets, slot_loss
@@ -94,17 +97,12 @@ class SeldCollator:
     augmentation: str = "none"
 
     def targets(self, row: dict[str, Any], num_tokens: int) -> dict[str, np.ndarray]:
-        from hf_spatial.evaluation.seld import row_reference_labels
-
         if row.get("scene"):
             return scene_targets(SceneSpec.from_json(row["scene"]), self.class_names, self.num_slots, num_tokens)
         labels = row_reference_labels(row, self.class_names, self.dcase_class_names)
         return dcase_targets(labels, self.class_names, self.num_slots, num_tokens)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        from hf_spatial.data import read_foa
-        from hf_spatial.data.schema import SAMPLE_RATE
-
         # Draw from torch's RNG only when augmenting: a plain run's random stream stays as it was.
         rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,)))) if self.augmentation != "none" else None
         transforms = [sample_transform(self.augmentation, rng) for _ in rows]

@@ -21,11 +21,12 @@ import torch
 import trl
 from trl import GRPOConfig, GRPOTrainer
 
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.data import read_foa
 from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache
 from hf_spatial.training.collators import audio_prompt_inputs
 from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments, check_cache_allowed
-from hf_spatial.training.language_stages import LoraArguments, lora_or_full_finetune
+from hf_spatial.training.lora import LoraArguments, lora_or_full_finetune
 
 # The hooks overridden below are private TRL methods; they were read and tested against this minor version.
 SUPPORTED_TRL_VERSION = "1.16"
@@ -52,7 +53,7 @@ class AudioGRPOConfig(GRPOConfig):
     """`GRPOConfig` plus where the audio lives in the dataset and at which sampling rate the processor gets it."""
 
     audio_column: str = field(default="audio", metadata={"help": "Dataset column holding each prompt's audio."})
-    audio_sampling_rate: int = field(default=24000, metadata={"help": "Sampling rate of the decoded audio."})
+    audio_sampling_rate: int = field(default=SAMPLE_RATE, metadata={"help": "Sampling rate of the decoded audio."})
 
 
 class AudioGRPOTrainer(GRPOTrainer):
