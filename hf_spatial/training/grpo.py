@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hf_spatial.tasks.rewards import accuracy_reward, evidence_reward, format_reward
+from hf_spatial.tasks import rewards
 from hf_spatial.training.audio_grpo import AudioGRPOConfig, AudioGRPOTrainer
 from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments
 from hf_spatial.training.lora import LoraArguments, lora_or_full_finetune
@@ -33,6 +33,6 @@ class SpatialGRPOTrainer(AudioGRPOTrainer):
             model=model,
             args=args,
             processing_class=processing_class,
-            reward_funcs=[accuracy_reward, format_reward, evidence_reward],
+            reward_funcs=[rewards.accuracy_reward, rewards.format_reward, rewards.evidence_reward],
             **kwargs,
         )
