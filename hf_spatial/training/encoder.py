@@ -51,18 +51,30 @@ class EncoderTrainingConfig(StageDataArguments, TrainingArguments):
         },
     )
     # SELD loss weights; the defaults are SlotLossWeights' own.
-    presence_weight: float = SlotLossWeights.presence
-    class_weight: float = SlotLossWeights.class_
-    direction_weight: float = SlotLossWeights.direction
-    distance_weight: float = SlotLossWeights.distance
-    activity_weight: float = SlotLossWeights.activity
-    count_weight: float = SlotLossWeights.count
-    rt60_weight: float = SlotLossWeights.rt60
-    accdoa_weight: float = SlotLossWeights.accdoa
-    remove_unused_columns: bool = False  # the collator needs the audio and scene columns
-    # Tells `Trainer` that batches carry targets, so evaluation calls `compute_loss` rather than `forward`.
-    label_names: list[str] | None = field(default_factory=lambda: [TARGET_PREFIX + "presence"])
-    prediction_loss_only: bool = True
+    presence_weight: float = field(default=SlotLossWeights.presence, metadata={"help": "Weight of slot presence."})
+    class_weight: float = field(default=SlotLossWeights.class_, metadata={"help": "Weight of the slot class."})
+    direction_weight: float = field(
+        default=SlotLossWeights.direction, metadata={"help": "Weight of the slot direction (cosine) term."}
+    )
+    distance_weight: float = field(default=SlotLossWeights.distance, metadata={"help": "Weight of the slot distance."})
+    activity_weight: float = field(
+        default=SlotLossWeights.activity, metadata={"help": "Weight of the per-token activity of matched slots."}
+    )
+    count_weight: float = field(default=SlotLossWeights.count, metadata={"help": "Weight of the source count."})
+    rt60_weight: float = field(default=SlotLossWeights.rt60, metadata={"help": "Weight of the room's RT60."})
+    accdoa_weight: float = field(
+        default=SlotLossWeights.accdoa, metadata={"help": "Weight of the class-wise ACCDOA token map."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep every dataset column: the collator needs the audio and the scene."}
+    )
+    label_names: list[str] | None = field(
+        default_factory=lambda: [TARGET_PREFIX + "presence"],
+        metadata={"help": "Tells `Trainer` batches carry targets, so evaluation calls `compute_loss`, not `forward`."},
+    )
+    prediction_loss_only: bool = field(
+        default=True, metadata={"help": "Evaluate the SELD loss only (the slot outputs are scored after training)."}
+    )
 
     @property
     def loss_weights(self) -> SlotLossWeights:

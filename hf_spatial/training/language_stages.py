@@ -31,15 +31,20 @@ from hf_spatial.training.lora import (
 class AudioSFTConfig(StageDataArguments, SFTConfig):
     """`SFTConfig` for audio chat rows: the collator tokenises, so TRL's dataset preparation is skipped."""
 
-    remove_unused_columns: bool = False
-    dataset_kwargs: dict[str, Any] | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep every dataset column: the collator needs the audio and the chat rows."}
+    )
+    dataset_kwargs: dict[str, Any] | None = field(
+        default_factory=lambda: {"skip_prepare_dataset": True},
+        metadata={"help": "TRL dataset preparation options; skipped, as the collator tokenises text and audio."},
+    )
 
 
 @dataclass
 class AlignConfig(AudioSFTConfig):
     """Stage `align`: projector-only training on scene captions (`train_language_model` adds the language model)."""
 
-    learning_rate: float = 1e-3
+    learning_rate: float = field(default=1e-3, metadata={"help": "The initial learning rate for AdamW."})
     train_language_model: bool = field(
         default=False,
         metadata={
@@ -53,7 +58,7 @@ class AlignConfig(AudioSFTConfig):
 class SpatialSFTConfig(LoraArguments, QuestionTaskArguments, AudioSFTConfig):
     """Stage `sft`: projectors + LoRA on the language model, on L1-L3 questions."""
 
-    learning_rate: float = 2e-4
+    learning_rate: float = field(default=2e-4, metadata={"help": "The initial learning rate for AdamW."})
     reasoning_fraction: float = field(
         default=0.5, metadata={"help": "Share of questions answered as <think>..</think><answer>X</answer>."}
     )
