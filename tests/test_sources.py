@@ -82,6 +82,21 @@ def test_manifest_bank_with_captions_and_explicit_split(tmp_path):
     assert bank.licences() == {"CC-BY-4.0": 1, "CC0-1.0": 1}
 
 
+def test_joined_spec_is_the_union_of_its_banks_with_each_clip_keeping_its_split(tmp_path):
+    for i in range(4):
+        (tmp_path / "dog").mkdir(exist_ok=True)
+        sf.write(tmp_path / "dog" / f"{i}.wav", _tone(0.3 + 0.1 * i, 16000), 16000)
+    folder, procedural = SourceBank.from_folder(tmp_path), SourceBank.procedural(seed=0)
+    union = SourceBank.from_spec(f"procedural+{tmp_path}")
+    assert len(union) == len(folder) + len(procedural)
+    assert union.labels == sorted({*folder.labels, *procedural.labels})
+    for clip in [*folder.clips, *procedural.clips]:
+        assert union[clip.clip_id].split == clip.split and union[clip.clip_id].label == clip.label
+    np.testing.assert_array_equal(union.audio(folder.clips[0].clip_id), folder.audio(folder.clips[0].clip_id))
+    with pytest.raises(ValueError, match="clip ids must be unique"):
+        SourceBank.from_spec("procedural+procedural")
+
+
 def test_bad_source_inputs_give_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No audio files found"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +86,13 @@ class SourceBank:
                 raise ValueError(f"Clip {clip_id!r} has neither in-memory audio nor a file path.")
             self._audio[clip_id] = read_audio(clip.path)[0][:, 0] if clip.conditioned else load_clip(clip.path)
         return self._audio[clip_id]
+
+    @classmethod
+    def union(cls, banks: Sequence[SourceBank]) -> SourceBank:
+        """All the clips of `banks` (clip ids must not repeat); a class of several banks holds all their clips."""
+        audio = {clip_id: samples for bank in banks for clip_id, samples in bank._audio.items()}
+        clips = [clip for bank in banks for clip in bank.clips]
+        return cls(clips, "+".join(bank.description for bank in banks), audio)
 
     # --------------------------------------------------------------------------------------- selection
     def _subset(self, clips: list[Clip], description: str) -> SourceBank:
@@ -223,7 +230,10 @@ class SourceBank:
     @classmethod
     def from_spec(cls, spec: str, seed: int = 0, cache_dir: str | Path | None = None) -> SourceBank:
         """Build a bank from a command-line spec: `procedural`, `debian`, `debian:all`, `debian:PKG,PKG`, a folder
-        of class subfolders, or a .csv/.tsv manifest."""
+        of class subfolders, or a .csv/.tsv manifest; `A+B` is the union of the banks A and B (e.g.
+        `procedural+debian`)."""
+        if "+" in spec:
+            return cls.union([cls.from_spec(part, seed=seed, cache_dir=cache_dir) for part in spec.split("+")])
         if spec == "procedural":
             return cls.procedural(seed=seed)
         if spec == "debian" or spec.startswith("debian:"):
@@ -236,5 +246,5 @@ class SourceBank:
             return cls.from_folder(path)
         raise ValueError(
             f"Unknown sources {spec!r}: use 'procedural', 'debian', 'debian:all', 'debian:PKG,...', a folder with one "
-            "subfolder per class, or a .csv/.tsv manifest."
+            "subfolder per class, a .csv/.tsv manifest, or several joined by '+'."
         )

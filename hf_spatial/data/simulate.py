@@ -274,7 +274,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sources",
         default="procedural",
         help="procedural (default), debian (small packages), debian:all, debian:PKG,..., a folder with one "
-        "subfolder per class, or a .csv/.tsv manifest (path, label[, caption, licence, attribution, split])",
+        "subfolder per class, a .csv/.tsv manifest (path, label[, caption, licence, attribution, split]), or several "
+        "joined by '+' (procedural+debian)",
     )
     parser.add_argument("--mode", choices=("exact", "hybrid"), default="hybrid", help="renderer (default: hybrid)")
     parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="scenes per parquet shard")
