@@ -341,7 +341,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", required=True, type=Path, help="output folder")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--num-items", type=int, default=1000, help="questions (default 1000: L1/L2/L3 385/279/336)")
-    build.add_argument("--sources", default="procedural", help="procedural, debian, debian:all, FOLDER, manifest, or several joined by '+'")
+    build.add_argument(
+        "--sources",
+        default="procedural",
+        help="procedural, debian, debian:all, FOLDER, manifest, or several joined by '+'",
+    )
     build.add_argument("--mode", default="hybrid", choices=("hybrid", "exact"), help="renderer")
     build.add_argument("--duration", type=float, default=5.0, help="scene length in seconds")
     build.add_argument("--max-per-scene", type=int, default=3, help="at most N questions per scene")
