@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from hf_spatial.hub.staged import (
     StagedRepo,
     is_license_file,
 )
-from hf_spatial.hub.validation import validate_benchmark, validate_dataset, validate_model
+from hf_spatial.hub.validation import VALIDATORS
 from hf_spatial.tasks.twnm import read_twnm_benchmark
 from hf_spatial.training.records import STAGES_FILE
 
@@ -47,15 +48,12 @@ def stage_model(
     source = _existing_folder(path, "model")
     entries = _top_level_files(source)
     selected, skipped = _select_model_files(source, entries)
-    with _staging_folder(out) as staging:
-        for name in selected:
-            _copy(source / name, staging / name)
-        card_options.setdefault("model_name", (repo_id or source.name).split("/")[-1])
-        _write_card(staging, card, lambda: _model_card(source, staging, repo_id, card_options))
-        staged = _finish(staging, out, "model", skipped)
-    if validate:
-        validate_model(staged)
-    return staged
+    card_options.setdefault("model_name", (repo_id or source.name).split("/")[-1])
+
+    def render(staging: Path):
+        return _model_card(source, staging, repo_id, card_options)
+
+    return _stage("model", source, out, selected, skipped, card, render, validate)
 
 
 def stage_dataset(
@@ -78,20 +76,11 @@ def stage_dataset(
     selected = [p.relative_to(source).as_posix() for p in shards]
     selected += [name for name in _top_level_files(source) if is_license_file(name)]
     skipped = _unselected(source, set(selected) | {"README.md"}, "not part of the dataset repo")
-    with _staging_folder(out) as staging:
-        for name in selected:
-            _copy(source / name, staging / name)
-        _write_card(
-            staging,
-            card,
-            lambda: hub_cards.dataset_card(
-                staging, repo_id=repo_id, name=source.name, original_card=source / "README.md"
-            ),
-        )
-        staged = _finish(staging, out, "dataset", skipped)
-    if validate:
-        validate_dataset(staged)
-    return staged
+
+    def render(staging: Path):
+        return hub_cards.dataset_card(staging, repo_id=repo_id, name=source.name, original_card=source / "README.md")
+
+    return _stage("dataset", source, out, selected, skipped, card, render, validate)
 
 
 def stage_benchmark(
@@ -109,17 +98,36 @@ def stage_benchmark(
     selected = ["metadata.jsonl", *audio]
     selected += [name for name in _top_level_files(source) if is_license_file(name)]
     skipped = _unselected(source, set(selected) | {"README.md"}, "not referenced by metadata.jsonl")
-    with _staging_folder(out) as staging:
-        for name in selected:
-            _copy(source / name, staging / name)
-        _write_card(staging, card, lambda: hub_cards.benchmark_card(staging, repo_id=repo_id, name=source.name))
-        staged = _finish(staging, out, "benchmark", skipped)
-    if validate:
-        validate_benchmark(staged)
-    return staged
+
+    def render(staging: Path):
+        return hub_cards.benchmark_card(staging, repo_id=repo_id, name=source.name)
+
+    return _stage("benchmark", source, out, selected, skipped, card, render, validate)
 
 
 STAGERS = {"model": stage_model, "dataset": stage_dataset, "benchmark": stage_benchmark}
+
+
+def _stage(
+    kind: str,
+    source: Path,
+    out: str | os.PathLike,
+    selected: list[str],
+    skipped: list[tuple[str, str]],
+    card: str | os.PathLike | None,
+    render: Callable[[Path], Any],
+    validate: bool,
+) -> StagedRepo:
+    """Copy `selected` from `source` into the fresh staging folder `out`, add the card (`card`, else
+    `render(staging)`) and validate the result unless `validate` is False."""
+    with _staging_folder(out) as staging:
+        for name in selected:
+            _copy(source / name, staging / name)
+        _write_card(staging, card, lambda: render(staging))
+        staged = _finish(staging, out, kind, skipped)
+    if validate:
+        VALIDATORS[kind](staged)
+    return staged
 
 
 def _select_model_files(source: Path, entries: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
