@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hf_spatial import demo
-from hf_spatial.demo_plan import STAGE_OVERHEAD_SECONDS
+from hf_spatial.demo.plan import STAGE_OVERHEAD_SECONDS
 from tests.conftest import run_cli
 
 

@@ -40,7 +40,6 @@ LAYERS: dict[str, tuple[str, int]] = {
     "hf_spatial.__main__": ("app", 7),
     "hf_spatial.env": ("app", 7),
     "hf_spatial.demo": ("app", 7),
-    "hf_spatial.demo_plan": ("app", 7),
 }
 
 # What the model folder may import: `save_pretrained` copies it for `trust_remote_code` loading without the package.
