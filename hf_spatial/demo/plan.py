@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from hf_spatial.conventions import SAMPLE_RATE
+
 # The stages' shares of the training time. Two thirds go to the two SFT parts (the language model's reading of the
 # audio tokens is what the time buys); the encoder stage gets enough to learn directions, align the captions.
 STAGE_SHARES = {"encoder": 0.10, "align": 0.04, "perception": 0.26, "sft": 0.52, "grpo": 0.08}
@@ -107,7 +109,6 @@ def probe_seconds(steps: int = 6) -> float:
     import numpy as np
     import torch
 
-    from hf_spatial.conventions import SAMPLE_RATE
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
 
     model, processor = build_tiny_spatial_qwen_audio(seed=0, window_seconds=5)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_spatial.demo.settings import AFTER_SFT_CONDITIONS, PERCEPTION_TASKS
+from hf_spatial.tasks.registry import LEVEL_NAMES
 
 CONDITION_LABELS = {
     "full": "full (FOA)",
@@ -27,8 +28,6 @@ def _percent(metric: Mapping[str, Any]) -> str:
 
 def summary_lines(results: Mapping[str, Any]) -> list[str]:
     """The one-screen summary printed at the end."""
-    from hf_spatial.tasks.registry import LEVEL_NAMES
-
     rows = results["conditions"]
     chance = rows["full"]["scored"]["chance"]
     targets = results["targets"]
@@ -129,8 +128,6 @@ def _accuracy_table(
 ) -> list[str]:
     """A markdown table with a column per entry of `rows` (headed `labels[name]`) and a row for the `overall` slice
     (labelled `overall_label`), each level and each task that the first entry has."""
-    from hf_spatial.tasks.registry import LEVEL_NAMES
-
     names = list(rows)
 
     def row(label: str, group: str, key: str | None = None) -> str:

@@ -19,6 +19,7 @@ from hf_spatial.demo.settings import (
     REPORT_FILE,
     DemoPaths,
 )
+from hf_spatial.training.records import STAGES_FILE
 
 
 def scored_metrics(records: Sequence[Mapping[str, Any]], tasks: Sequence[str] = DEMO_TASKS) -> dict[str, Any]:
@@ -54,8 +55,6 @@ GRPO_METRICS = {
 def _stage_record(output_dir: Path) -> dict[str, Any]:
     """A finished stage's steps and what stopped it (its time budget or its step count); for GRPO, its reward
     groups' variance and accuracy reward in the last logged steps."""
-    from hf_spatial.training.records import STAGES_FILE
-
     metrics = json.loads((output_dir / STAGES_FILE).read_text(encoding="utf-8"))["stages"][-1]["metrics"]
     record = {"steps": metrics["steps"], "stopped_by": metrics["stopped_by"]}
     record.update({name: round(metrics[key], 3) for key, name in GRPO_METRICS.items() if key in metrics})

@@ -27,6 +27,8 @@ from hf_spatial.demo.settings import (
     SOURCES_CHOICES,
     DemoPaths,
 )
+from hf_spatial.evaluation import EVAL_RESULTS_FILE
+from hf_spatial.training.records import STAGES_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +109,6 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | 
 
 def stage_finished(stage: str, output_dir: Path) -> bool:
     """True when `output_dir` holds the final model of `stage` (its record is the last thing a stage writes)."""
-    from hf_spatial.training.records import STAGES_FILE
-
     record = output_dir / STAGES_FILE
     if not record.is_file():
         return False
@@ -185,7 +185,6 @@ def demo_steps(
     """The demo's steps in order (`sources`: the simulator's source spec; `cache_dir`: the Debian cache;
     `stage_seconds(stage)`: the wall-clock budget of a training stage when it starts, None for its step count)."""
     from hf_spatial.data.simulate import simulate
-    from hf_spatial.evaluation import EVAL_RESULTS_FILE
     from hf_spatial.evaluation.benchmark import build_benchmark
     from hf_spatial.evaluation.evaluate import evaluate_benchmark
     from hf_spatial.tasks.dataset import build_question_dataset
