@@ -73,17 +73,17 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     targets = ("full_at_least_25_points_above_mono", "level2_full_at_least_15_points_above_mono")
     assert set(results["targets"]) >= {*targets, "sector_full_at_least_intensity_oracle"}
     assert "level 2 full - mono:" in stdout and "l1_direction_sector full - oracle intensity" in report
-    assert set(results["stages"]) == set(demo.DEMO_STAGES)  # how far each stage got, and why
+    assert list(results["stages"]) == ["align", "perception", "sft", "grpo"]  # how far each got, and why
     assert results["stages"]["sft"] == {"steps": results["plan"]["sft_steps"], "stopped_by": "max_steps"}
-    assert "training steps: encoder 2 (max_steps)" in stdout
+    assert "training steps: align 1 (max_steps)" in stdout and "spatial encoder (frozen)" in results["model"]
     for plot in ("scored_accuracy.png", "task_accuracy.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
     for folder in ("model", "model_after_sft", "model_all_tasks", "cascade", "intensity", "intensity_oracle"):
         assert (out / "eval" / folder / "report.md").is_file()
     assert (out / "eval" / "encoder" / "seld_metrics_2024.md").is_file()
     history = json.loads((out / "model" / "training_stages.json").read_text())
-    assert [stage["stage"] for stage in history["stages"]] == ["encoder", "align", "sft", "sft", "grpo"]
-    perception, sft = history["stages"][2:4]  # atomic perception first, then every scored task
+    assert [stage["stage"] for stage in history["stages"]] == ["align", "sft", "sft", "grpo"]
+    perception, sft = history["stages"][1:3]  # atomic perception first, then every scored task
     assert perception["config"]["tasks"] == list(demo.PERCEPTION_TASKS)
     assert sft["config"]["tasks"] == list(demo.DEMO_TASKS)
     assert not list(out.glob("stages/*/checkpoint-*")) and not list((out / "model").glob("checkpoint-*"))
@@ -115,6 +115,20 @@ def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
     assert after["conditions"] == before["conditions"]
     refused = run_cli("demo", "--out", str(out), "--minutes", "5", "--sources", "procedural", check=False)
     assert refused.returncode == 2 and "another plan" in refused.stderr
+
+
+def test_the_encoder_stage_runs_first_only_when_the_demo_fine_tunes_the_encoder(tmp_path):
+    paths = demo.DemoPaths(tmp_path)
+    for fine_tune, first in ((False, "align"), (True, "encoder")):
+        plan = demo.DemoPlan.smallest(fine_tune_encoder=fine_tune)
+        stages = demo.demo_stages(plan)
+        assert stages[0] == first and stages[1:] == demo.DEMO_STAGES[-len(stages) + 1 :]
+        configs = [demo.stage_config(stage, plan, paths) for stage in stages]
+        assert configs[0]["model_name_or_path"] == str(paths.initial_model)
+        for previous, config in zip(stages[:-1], configs[1:], strict=True):  # each stage starts from the one before
+            assert config["model_name_or_path"] == str(paths.stage(previous))
+        steps = [step.name for step in demo.demo_steps(plan, "procedural", paths, workers=1)]
+        assert [name for name in steps if name in demo.DEMO_STAGES] == list(stages)
 
 
 def test_plan_scales_with_minutes_and_machine_speed_and_auto_sources_fall_back(monkeypatch):

@@ -7,9 +7,10 @@ Steps (each one a public API of the package, also runnable alone with the other 
 2. simulate a training set of FOA scenes (`hf-spatial simulate`) and its questions (`hf-spatial questions`), and a
    held-out benchmark from test rooms and test clips only, checked for leaks against the training set
    (`hf-spatial benchmark build`);
-3. the four curriculum stages (`hf-spatial train`: encoder -> align -> sft -> grpo) on a tiny SpatialQwenAudio
-   built locally, with step budgets that fit `--minutes`; sft runs twice, atomic perception first
-   (`--tasks l1_direction_sector`), then every scored task;
+3. the curriculum stages (`hf-spatial train`: align -> sft -> grpo) on a tiny SpatialQwenAudio built locally around
+   the shipped pretrained spatial encoder (frozen; `--fine-tune-encoder` runs the encoder stage on it first), with
+   step budgets that fit `--minutes`; sft runs twice, atomic perception first (`--tasks l1_direction_sector`), then
+   every scored task;
 4. evaluation on the benchmark (`hf-spatial evaluate`): the model with the no_audio, mono and spatial_zeroed
    controls; the cascade baseline (the encoder's slots as text for the same language model); the spatial encoder's
    own DCASE 2024 SELD metrics and direction error beside the classical active-intensity estimator; and two
@@ -46,7 +47,7 @@ from hf_spatial.demo.settings import (
     REPORT_FILE,
     DemoPaths,
 )
-from hf_spatial.demo.steps import resolve_sources
+from hf_spatial.demo.steps import demo_stages, demo_steps, resolve_sources, stage_config
 
 __all__ = [
     "AFTER_SFT_CONDITIONS",
@@ -59,7 +60,10 @@ __all__ = [
     "REPORT_FILE",
     "DemoPaths",
     "DemoPlan",
+    "demo_stages",
+    "demo_steps",
     "register",
     "resolve_sources",
     "run_demo",
+    "stage_config",
 ]

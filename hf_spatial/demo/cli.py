@@ -28,13 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sources", choices=SOURCES_CHOICES, default="auto", help="auto (Debian if fetchable), procedural, debian"
     )
     parser.add_argument("--smallest", action="store_true", help="the smallest run (about a minute): tiny data")
+    parser.add_argument(
+        "--fine-tune-encoder",
+        action="store_true",
+        help="train the shipped spatial encoder in an encoder stage first (default: keep it frozen)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="simulation processes")
     parser.add_argument("--cache-dir", default=None, help="Debian sound bank cache (default ~/.cache/hf_spatial)")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    results = run_demo(args.out, args.minutes, args.sources, args.smallest, args.workers, args.cache_dir)
+    results = run_demo(
+        args.out, args.minutes, args.sources, args.smallest, args.workers, args.cache_dir, args.fine_tune_encoder
+    )
     print()
     print("\n".join(summary_lines(results)))
     print()

@@ -48,9 +48,10 @@ class DemoPlan:
     slowdown: float = 1.0
     batch_size: int = 8
     seed: int = 0
+    fine_tune_encoder: bool = False  # run the encoder stage on the shipped spatial encoder, else keep it frozen
 
     @classmethod
-    def for_minutes(cls, minutes: float, slowdown: float = 1.0) -> DemoPlan:
+    def for_minutes(cls, minutes: float, slowdown: float = 1.0, fine_tune_encoder: bool = False) -> DemoPlan:
         """Sizes for a run of `minutes` on a machine `slowdown` times slower than the reference: about a sixth of
         the time for the data, an eighth for evaluation (most of it on the headline tasks), the rest for training."""
         if minutes < 2:
@@ -69,10 +70,11 @@ class DemoPlan:
             grpo_steps=MAX_STEPS,
             budget_seconds=60.0 * minutes,
             slowdown=round(slowdown, 3),
+            fine_tune_encoder=fine_tune_encoder,
         )
 
     @classmethod
-    def smallest(cls) -> DemoPlan:
+    def smallest(cls, fine_tune_encoder: bool = False) -> DemoPlan:
         """About a minute: every step runs a fixed few steps on a few short scenes (what the tests run)."""
         return cls(
             train_scenes=8,
@@ -85,6 +87,7 @@ class DemoPlan:
             sft_steps=2,
             grpo_steps=1,
             batch_size=4,
+            fine_tune_encoder=fine_tune_encoder,
         )
 
     def evaluation_seconds(self) -> float:

@@ -12,13 +12,13 @@ from typing import Any
 from hf_spatial.demo.plan import DemoPlan
 from hf_spatial.demo.settings import (
     AFTER_SFT_CONDITIONS,
-    DEMO_STAGES,
     DEMO_TASKS,
     MODEL_CONDITIONS,
     MODEL_RECORD,
     REPORT_FILE,
     DemoPaths,
 )
+from hf_spatial.demo.steps import demo_stages
 from hf_spatial.training.records import STAGES_FILE
 
 
@@ -115,7 +115,7 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
         "tasks": list(DEMO_TASKS),
         "plan": asdict(plan),
         "model": json.loads((paths.initial_model / MODEL_RECORD).read_text(encoding="utf-8"))["description"],
-        "stages": {stage: _stage_record(paths.stage(stage)) for stage in DEMO_STAGES},
+        "stages": {stage: _stage_record(paths.stage(stage)) for stage in demo_stages(plan)},
         "sources": sources,
         "conditions": rows,
         "after_sft": {condition: scored_metrics(after_sft[condition]) for condition in AFTER_SFT_CONDITIONS},

@@ -18,13 +18,12 @@ from hf_spatial.demo.results import collect_results
 from hf_spatial.demo.settings import (
     DEFAULT_MINUTES,
     DEMO_RESULTS_FILE,
-    DEMO_STAGES,
     PLAN_FILE,
     REPORT_FILE,
     STATE_FILE,
     DemoPaths,
 )
-from hf_spatial.demo.steps import demo_steps, resolve_sources
+from hf_spatial.demo.steps import demo_stages, demo_steps, resolve_sources
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +35,10 @@ def run_demo(
     smallest: bool = False,
     workers: int = 2,
     cache_dir: str | os.PathLike | None = None,
+    fine_tune_encoder: bool = False,
 ) -> dict[str, Any]:
     """Run the demo into `out` (see the module docstring); returns the results (also in `out/demo_results.json`).
+    `fine_tune_encoder` runs the encoder stage on the shipped spatial encoder (by default it stays frozen).
 
     Re-running with the same arguments skips the finished steps; other arguments for an existing folder are
     refused (the data and models would not match).
@@ -46,14 +47,16 @@ def run_demo(
     paths = DemoPaths(Path(out))
     spec, reason = resolve_sources(sources, cache_dir)
     logger.info("sources: %s", reason)
-    plan = _resume_or_make_plan(paths.out, {"minutes": None if smallest else minutes, "sources": spec})
+    request = {"minutes": None if smallest else minutes, "sources": spec, "fine_tune_encoder": fine_tune_encoder}
+    plan = _resume_or_make_plan(paths.out, request)
     logger.info("demo plan: %s", plan)
     state = _read_json(paths.out / STATE_FILE) or {"seconds": {}}
     spent_before = sum(state["seconds"].values())  # earlier runs' finished steps count against the budget
 
     def stage_seconds(stage: str) -> float | None:
         seconds_left = plan.budget_seconds - spent_before - (time.monotonic() - start) if plan.budget_seconds else 0
-        budget = plan.stage_budget(stage, seconds_left, list(DEMO_STAGES[DEMO_STAGES.index(stage) :]))
+        stages = demo_stages(plan)
+        budget = plan.stage_budget(stage, seconds_left, list(stages[stages.index(stage) :]))
         if budget is not None:
             logger.info("%s: %.0f s of training (%.0f s of the run left)", stage, budget, seconds_left)
         return budget
@@ -93,11 +96,11 @@ def _resume_or_make_plan(out: Path, request: dict[str, Any]) -> DemoPlan:
             )
         return DemoPlan(**previous["plan"])
     if request["minutes"] is None:
-        plan = DemoPlan.smallest()
+        plan = DemoPlan.smallest(request["fine_tune_encoder"])
     else:
         slowdown = measure_slowdown()
         logger.info("this machine is %.2fx the reference machine's time", slowdown)
-        plan = DemoPlan.for_minutes(request["minutes"], slowdown)
+        plan = DemoPlan.for_minutes(request["minutes"], slowdown, request["fine_tune_encoder"])
     write_json_atomic(out / PLAN_FILE, {"request": request, "plan": asdict(plan)})
     return plan
 

@@ -22,7 +22,8 @@ DEMO_TASKS = (
 PERCEPTION_TASKS = ("l1_direction_sector",)
 
 # The demo's curriculum, each stage starting from the previous one's model (`perception` is an `sft` run on
-# PERCEPTION_TASKS before the `sft` run on all of DEMO_TASKS).
+# PERCEPTION_TASKS before the `sft` run on all of DEMO_TASKS). The encoder stage runs only with `--fine-tune-encoder`:
+# by default the shipped spatial encoder, pretrained on the demo's sound classes, stays frozen (`demo_stages`).
 DEMO_STAGES = ("encoder", "align", "perception", "sft", "grpo")
 
 # Conditions the model is evaluated under (see `hf_spatial.evaluation.controls`).

@@ -51,6 +51,11 @@ def resolve_sources(choice: str, cache_dir: str | os.PathLike | None = None) -> 
     return "debian", f"real recordings from Debian packages ({len(bank)} clips of {len(bank.labels)} classes)"
 
 
+def demo_stages(plan: DemoPlan) -> tuple[str, ...]:
+    """The stages `plan` trains, in order (DEMO_STAGES, without the encoder stage unless it fine-tunes the encoder)."""
+    return DEMO_STAGES if plan.fine_tune_encoder else DEMO_STAGES[1:]
+
+
 def training_stage(stage: str) -> str:
     """The curriculum stage (`hf-spatial train --stage`) that runs the demo stage `stage`."""
     return "sft" if stage == "perception" else stage
@@ -65,7 +70,8 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | 
 
     config = yaml.safe_load(preset_path(training_stage(stage)).read_text(encoding="utf-8"))
     steps = getattr(plan, f"{stage}_steps")
-    previous = DEMO_STAGES[DEMO_STAGES.index(stage) - 1] if stage != DEMO_STAGES[0] else None
+    stages = demo_stages(plan)
+    previous = stages[stages.index(stage) - 1] if stage != stages[0] else None
     config.update(
         model_name_or_path=str(paths.stage(previous) if previous else paths.initial_model),
         dataset_dir=str(paths.scenes if stage in ("encoder", "align") else paths.questions),
@@ -137,7 +143,9 @@ def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
         description = f"random tiny Whisper encoder (pretrained one unavailable: {description})"
         built = build_tiny_spatial_qwen_audio(**options)
     model, processor = built
-    description += ", the shipped pretrained spatial encoder"
+    description += ", the shipped pretrained spatial encoder" + (
+        " (fine-tuned in the encoder stage)" if plan.fine_tune_encoder else " (frozen)"
+    )
     with atomic_directory(paths.initial_model, overwrite=True) as folder:
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
@@ -269,7 +277,8 @@ def demo_steps(
         "grpo": "stage 4/4 grpo: LoRA GRPO with the answer rewards",
     }
     budget = "its share of the time left" if plan.budget_seconds is not None else None
-    for stage, description in descriptions.items():
+    for stage in demo_stages(plan):
+        description = descriptions[stage]
         steps.append(
             Step(
                 stage,
