@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
@@ -28,6 +30,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """UTF-8 text, written as is (no newline translation), atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, sort_keys: bool = False) -> Path:
+    """`data` as indented JSON with a final newline, atomically: the package's one JSON file writer."""
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:

@@ -24,7 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hf_spatial.evaluation.benchmark",
     "hf_spatial.evaluation.cli",
     "hf_spatial.pretrained.whisper",
-    "hf_spatial.demo",
+    "hf_spatial.demo.cli",
     "hf_spatial.publish",
     "hf_spatial.env",
 )

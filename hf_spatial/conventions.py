@@ -3,6 +3,9 @@
 Listener frame: x = front, y = left, z = up. Azimuth in degrees, counter-clockwise from the front, in
 (-180, 180]; +90 is left. Elevation in degrees, +90 is up. Distances in metres from the array centre.
 
+Rates: scenes and every FOA clip are at `SAMPLE_RATE` (24 kHz); the language model's audio tokens, and the spatial
+encoder's slots aligned to them, run at `TOKEN_RATE_HZ` (25 per second).
+
 The channel format (AmbiX = ACN W, Y, Z, X with SN3D; FuMa conversion) is defined once in the model folder's
 `foa_format` module, which must stay importable by `trust_remote_code` checkpoints, and re-exported here.
 """
@@ -33,7 +36,9 @@ __all__ = [
     "FOA_FORMATS",
     "FUMA_CHANNELS",
     "NUM_FOA_CHANNELS",
+    "SAMPLE_RATE",
     "SECTORS",
+    "TOKEN_RATE_HZ",
     "W",
     "X",
     "Y",
@@ -57,6 +62,9 @@ __all__ = [
     "unit_vector",
     "wrap_azimuth",
 ]
+
+SAMPLE_RATE = 24000  # Hz, of scenes, datasets and benchmarks (the model folder's feature extractor defaults to it too)
+TOKEN_RATE_HZ = 25.0  # Qwen2-Audio audio tokens per second; the spatial map is aligned to them
 
 Sector = Literal["front", "left", "back", "right"]
 # Sectors of 90 degrees centred on 0 / 90 / 180 / -90 degrees azimuth.

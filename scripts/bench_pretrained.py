@@ -27,7 +27,7 @@ from hf_spatial.pretrained.spatial_qwen_audio import (
 )
 from hf_spatial.pretrained.whisper import convert_ctranslate2_whisper, load_ctranslate2_whisper
 
-RATE = 24000
+RATE = C.SAMPLE_RATE
 
 
 def cpu_model() -> str:

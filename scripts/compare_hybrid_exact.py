@@ -33,9 +33,9 @@ def main() -> None:
     from hf_spatial.acoustics.rooms import RoomSamplerConfig
     from hf_spatial.acoustics.sampler import SceneSampler, SceneSamplerConfig
     from hf_spatial.acoustics.sources import SourceBank
-    from hf_spatial.conventions import angular_distance
+    from hf_spatial.conventions import SAMPLE_RATE, angular_distance
 
-    rate = 24000
+    rate = SAMPLE_RATE
     bank = SourceBank.procedural(seed=0, clips_per_class=2)
     rooms = RoomSamplerConfig(rt60=(0.2, args.max_rt60))
     config = SceneSamplerConfig(num_sources=(1, 1), rooms=rooms, noise_probability=0.0)

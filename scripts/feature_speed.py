@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from hf_spatial import FOAFeatureExtractor
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import audio_token_count, resample_poly
 
 
@@ -38,14 +39,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     extractor = FOAFeatureExtractor()
-    clip = np.random.default_rng(0).standard_normal((4, int(args.seconds * 24000))).astype(np.float32) * 0.1
+    clip = np.random.default_rng(0).standard_normal((4, int(args.seconds * SAMPLE_RATE))).astype(np.float32) * 0.1
     clip16 = resample_poly(clip, 2, 3)
     tokens = [int(audio_token_count(round(args.seconds * 100)))]
     result = {
         "clip_seconds": args.seconds,
         "threads": args.threads,
         "spatial_features_ms": median_ms(lambda: extractor.spatial_features([clip], tokens), args.repeats),
-        "full_call_ms": median_ms(lambda: extractor(clip, sampling_rate=24000), max(5, args.repeats // 5)),
+        "full_call_ms": median_ms(lambda: extractor(clip, sampling_rate=SAMPLE_RATE), max(5, args.repeats // 5)),
         "full_call_16khz_input_ms": median_ms(
             lambda: extractor(clip16, sampling_rate=16000), max(5, args.repeats // 5)
         ),

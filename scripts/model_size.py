@@ -21,6 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hf_spatial import SpatialQwenAudioConfig, SpatialQwenAudioForConditionalGeneration
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import audio_token_count
 
 WHISPER_FRAMES = 3000  # 30 s of 10 ms frames: Qwen2-Audio always pads to this
@@ -96,7 +97,7 @@ def tiny_latency_report(seconds: float, repeats: int) -> dict:
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
 
     model, processor = build_tiny_spatial_qwen_audio()
-    clip = np.random.default_rng(0).standard_normal((4, int(seconds * 24000))).astype(np.float32) * 0.1
+    clip = np.random.default_rng(0).standard_normal((4, int(seconds * SAMPLE_RATE))).astype(np.float32) * 0.1
     messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "Where is the dog?"}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
@@ -109,13 +110,13 @@ def tiny_latency_report(seconds: float, repeats: int) -> dict:
             samples.append(time.perf_counter() - start)
         return 1000 * statistics.median(samples)
 
-    batch = processor(text=text, audio=clip, sampling_rate=24000, return_tensors="pt")
+    batch = processor(text=text, audio=clip, sampling_rate=SAMPLE_RATE, return_tensors="pt")
     result = {
         "tiny_params": count_parameters(model),
         "tiny_params_spatial": count_parameters(model.model.spatial_encoder)
         + count_parameters(model.model.spatial_projector),
         "torch_threads": torch.get_num_threads(),
-        "processor_ms": timed(lambda: processor(text=text, audio=clip, sampling_rate=24000, return_tensors="pt")),
+        "processor_ms": timed(lambda: processor(text=text, audio=clip, sampling_rate=SAMPLE_RATE, return_tensors="pt")),
     }
     with torch.no_grad():
         result["forward_ms"] = timed(lambda: model(**batch))

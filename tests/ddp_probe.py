@@ -27,8 +27,8 @@ from hf_spatial.models.audio_cache import AudioEmbeddingCache
 from hf_spatial.tasks import rewards
 from hf_spatial.tasks.parsing import completion_text
 from hf_spatial.training import stages
+from hf_spatial.training.audio_grpo import AudioGRPOTrainer
 from hf_spatial.training.collators import AudioChatCollator
-from hf_spatial.training.grpo import AudioGRPOTrainer
 
 SEPARATOR = "--then"
 _seen: dict = {"batches": [], "embedded": 0}

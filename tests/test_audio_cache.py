@@ -30,9 +30,10 @@ from hf_spatial.models.audio_cache import (
 )
 from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import audio_token_count
 from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+from hf_spatial.training.audio_grpo import AudioGRPOTrainer
 from hf_spatial.training.chat_data import caption_row, grpo_row, sft_row
 from hf_spatial.training.collators import AudioChatCollator
-from hf_spatial.training.grpo import AudioGRPOTrainer, SpatialGRPOConfig
+from hf_spatial.training.grpo import SpatialGRPOConfig
 from hf_spatial.training.stages import load_config, run_stage
 from tests.conftest import REPO_ROOT, run_cli
 
@@ -117,7 +118,7 @@ def _collated_grads(model, collator, rows):
 
 @pytest.mark.parametrize("stage", ["align", "sft"])
 def test_cached_training_batches_give_the_same_loss_and_gradients(scenes_dir, questions_dir, stage):
-    from hf_spatial.training.language_stages import FULL_FINETUNE_MODULES, freeze_all_but
+    from hf_spatial.training.lora import FULL_FINETUNE_MODULES, freeze_all_but
 
     model, processor = _live_model(seed=3)
     freeze_all_but(model, FULL_FINETUNE_MODULES)  # what align (train_language_model) and sft (lora_r 0) train
@@ -138,7 +139,7 @@ def test_cached_training_batches_give_the_same_loss_and_gradients(scenes_dir, qu
 
 
 def test_cached_grpo_log_probs_equal_the_encoders(questions_dir, tmp_path):
-    from hf_spatial.training.language_stages import FULL_FINETUNE_MODULES, freeze_all_but
+    from hf_spatial.training.lora import FULL_FINETUNE_MODULES, freeze_all_but
 
     model, processor = _live_model(seed=4)
     freeze_all_but(model, FULL_FINETUNE_MODULES)

@@ -4,11 +4,10 @@ moved by the same rule (and the labels must move by that rule)."""
 import numpy as np
 import pytest
 
-from hf_spatial.acoustics.audio import SAMPLE_RATE
 from hf_spatial.acoustics.render import render_scene
 from hf_spatial.acoustics.scene import RoomSpec, SceneSpec, SourceSpec
 from hf_spatial.acoustics.sources import Clip, SourceBank
-from hf_spatial.conventions import cartesian_to_spherical, mirror_direction, rotate_direction, unit_vector
+from hf_spatial.conventions import SAMPLE_RATE, cartesian_to_spherical, mirror_direction, rotate_direction, unit_vector
 from hf_spatial.training.augmentation import MAZZON_TRANSFORMS, FOATransform, sample_transform
 
 SOURCES = [(30.0, 20.0, 1.3), (-110.0, -35.0, 1.1)]

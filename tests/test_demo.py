@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hf_spatial import demo
-from hf_spatial.demo_plan import STAGE_OVERHEAD_SECONDS
+from hf_spatial.demo.plan import STAGE_OVERHEAD_SECONDS
 from tests.conftest import run_cli
 
 
@@ -24,7 +24,7 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     out, stdout = demo_dir
     assert "L1+L2 direction/relation tasks" in stdout and "mono (W only)" in stdout and "chance" in stdout
     assert f"model:     {out / 'model'}" in stdout
-    results = json.loads((out / demo.RESULTS_FILE).read_text())
+    results = json.loads((out / demo.DEMO_RESULTS_FILE).read_text())
     conditions = {"full", "no_audio", "mono", "spatial_zeroed", "cascade", "intensity_oracle"}
     assert set(results["conditions"]) == conditions
     for row in results["conditions"].values():
@@ -108,10 +108,10 @@ def test_demo_model_loads_with_the_auto_classes(demo_dir):
 
 def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
     out, _ = demo_dir
-    before = json.loads((out / demo.RESULTS_FILE).read_text())
+    before = json.loads((out / demo.DEMO_RESULTS_FILE).read_text())
     again = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
     assert again.stderr.count("done in an earlier run, skipped") == 16
-    after = json.loads((out / demo.RESULTS_FILE).read_text())
+    after = json.loads((out / demo.DEMO_RESULTS_FILE).read_text())
     assert after["conditions"] == before["conditions"]
     refused = run_cli("demo", "--out", str(out), "--minutes", "5", "--sources", "procedural", check=False)
     assert refused.returncode == 2 and "another plan" in refused.stderr

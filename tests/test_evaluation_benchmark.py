@@ -292,7 +292,8 @@ def test_seld_cli_on_csv_folders(tmp_path):
 
 def test_seld_on_a_model_and_simulated_split(tiny_model, tmp_path):
     from hf_spatial.data.simulate import simulate
-    from hf_spatial.evaluation.seld import evaluate_model_seld, reference_labels
+    from hf_spatial.seld.evaluate import evaluate_model_seld
+    from hf_spatial.seld.labels import reference_labels
 
     scene = make_scene([("alarm", 30.0, 0.0, 1.5, 0.25)])
     scene.sources[0].offset = 0.75

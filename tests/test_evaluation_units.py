@@ -218,7 +218,7 @@ def test_report_plots_and_hub_card_read_the_results(tmp_path):
     saved = json.loads((tmp_path / "eval_results.json").read_text())
     assert saved == json.loads(json.dumps(results))
     assert set(saved["conditions"]) == {"full", "circular", "mono"}
-    evaluation = hub_cards._read_results(tmp_path / "eval_results.json")
+    evaluation = hub_cards.read_results(tmp_path / "eval_results.json")
     assert evaluation["controls"] == ["circular", "mono"]
     assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 3 * len(items)
     assert markdown_report(results_dict(EvaluationRun("x", "y", {"full": run.records["full"]})), run)

@@ -472,7 +472,7 @@ def test_upload_sends_exactly_the_staged_files_and_never_the_token(
 def test_large_folders_use_upload_large_folder_when_the_hub_client_has_it(
     dataset_dir, tmp_path, hub_calls, monkeypatch
 ):
-    monkeypatch.setattr(hub, "LARGE_FOLDER_BYTES", 1)
+    monkeypatch.setattr(hub.transfer, "LARGE_FOLDER_BYTES", 1)
     hub.publish("dataset", dataset_dir, "alice/big", staging_dir=tmp_path / "stage")
     assert [call[0] for call in hub_calls] == ["create_repo", "upload_large_folder"]
     staged_files = sorted(p.relative_to(tmp_path / "stage").as_posix() for p in (tmp_path / "stage").rglob("*"))
@@ -558,7 +558,9 @@ def test_importing_the_hub_installs_the_pusher_training_publishes_through(tmp_pa
     from hf_spatial.training import records
 
     pushed = []
-    monkeypatch.setattr(hub, "push_checkpoint", lambda folder, repo_id, private: pushed.append((folder, private)))
+    monkeypatch.setattr(
+        hub.transfer, "push_checkpoint", lambda folder, repo_id, private: pushed.append((folder, private))
+    )
     records.push_stage_output(tmp_path, "alice/spatial", True)
     assert pushed == [(tmp_path, True)]
     monkeypatch.setattr(records, "_checkpoint_pusher", None)

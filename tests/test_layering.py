@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "hf_spatial"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = REPO_ROOT / "hf_spatial"
+# Folders outside hf_spatial/ installed as its sub-packages (pyproject `package-dir`).
+MAPPED_PACKAGES = {REPO_ROOT / "hub_cards": "hf_spatial.hub_cards"}
 MODEL_FOLDER = "hf_spatial.models.spatial_qwen_audio"
 
 # Module prefix -> (layer, rank). The longest matching prefix wins. A module may import its own layer and any layer
@@ -25,6 +28,7 @@ LAYERS: dict[str, tuple[str, int]] = {
     "hf_spatial.acoustics": ("acoustics", 2),
     "hf_spatial.data": ("data", 3),
     "hf_spatial.tasks": ("tasks", 4),
+    "hf_spatial.seld": ("seld", 4),
     "hf_spatial.models": ("models", 4),
     "hf_spatial.training": ("training", 5),
     "hf_spatial.evaluation": ("evaluation", 5),
@@ -36,15 +40,6 @@ LAYERS: dict[str, tuple[str, int]] = {
     "hf_spatial.__main__": ("app", 7),
     "hf_spatial.env": ("app", 7),
     "hf_spatial.demo": ("app", 7),
-    "hf_spatial.demo_plan": ("app", 7),
-}
-
-# Issue 21: the SELD evaluation and the encoder stage still share code across training/evaluation; they are being
-# changed in another branch (the spatial encoder), which moves the shared part down. The only allowed back-edges.
-KNOWN_BACK_EDGES = {
-    ("hf_spatial.evaluation.seld", "hf_spatial.training.seld_targets"),
-    ("hf_spatial.training.encoder", "hf_spatial.evaluation.seld"),
-    ("hf_spatial.training.stages", "hf_spatial.evaluation.seld"),
 }
 
 # What the model folder may import: `save_pretrained` copies it for `trust_remote_code` loading without the package.
@@ -52,8 +47,8 @@ KNOWN_BACK_EDGES = {
 MODEL_FOLDER_EXTERNALS = {"transformers", "torch", "numpy", "huggingface_hub"}
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts
+def module_name(path: Path, root: Path = PACKAGE_ROOT, package: str = "hf_spatial") -> str:
+    parts = (package, *path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -96,9 +91,11 @@ def layer_violation(importer: str, imported: str) -> str | None:
 
 def package_modules() -> dict[str, tuple[Path, list[tuple[str, bool]]]]:
     modules = {}
-    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
-        name = module_name(path)
-        modules[name] = (path, imported_modules(path.read_text(encoding="utf-8"), name, path.name == "__init__.py"))
+    for root, package in {PACKAGE_ROOT: "hf_spatial", **MAPPED_PACKAGES}.items():
+        for path in sorted(root.rglob("*.py")):
+            name = module_name(path, root, package)
+            source = path.read_text(encoding="utf-8")
+            modules[name] = (path, imported_modules(source, name, path.name == "__init__.py"))
     return modules
 
 
@@ -107,19 +104,56 @@ def test_every_module_has_a_layer():
 
 
 def test_no_module_imports_a_higher_or_sibling_layer():
-    problems, used_back_edges = [], set()
+    problems = []
     for importer, (_, imports) in package_modules().items():
         for imported, _ in imports:
-            if not imported.startswith("hf_spatial") or layer_of(imported) is None:
-                continue
-            # `imported` may end in a name imported from the module (`from m import name` yields m.name).
-            known = {(a, b) for a, b in KNOWN_BACK_EDGES if a == importer and f"{imported}.".startswith(f"{b}.")}
-            if known:
-                used_back_edges |= known
-            elif why := layer_violation(importer, imported):
+            if (
+                imported.startswith("hf_spatial")
+                and layer_of(imported) is not None
+                and (why := layer_violation(importer, imported))
+            ):
                 problems.append(why)
     assert problems == []
-    assert used_back_edges == KNOWN_BACK_EDGES, "a known back-edge is gone: remove it from KNOWN_BACK_EDGES"
+
+
+def unit_of(name: str) -> str:
+    """The entry of LAYERS a module belongs to (its longest matching prefix): the nodes of the package graph."""
+    parts = name.split(".")
+    return next(".".join(parts[:end]) for end in range(len(parts), 0, -1) if ".".join(parts[:end]) in LAYERS)
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of the directed graph `edges` as [a, b, ..., a], or None (depth-first search)."""
+    state: dict[str, str] = {}  # "open" while on the search path, "done" after
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        path.append(node)
+        for target in sorted(edges.get(node, ())):
+            if state.get(target) == "open":
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        path.pop()
+        state[node] = "done"
+        return None
+
+    return next((cycle for node in sorted(edges) if node not in state and (cycle := visit(node))), None)
+
+
+def test_the_package_import_graph_has_no_cycle():
+    edges: dict[str, set[str]] = {}
+    for importer, (_, imports) in package_modules().items():
+        for imported, _ in imports:
+            if imported.startswith("hf_spatial") and unit_of(imported) != unit_of(importer):
+                edges.setdefault(unit_of(importer), set()).add(unit_of(imported))
+    assert find_cycle(edges) is None
+
+
+def test_find_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
 def test_the_model_folder_imports_only_transformers_torch_numpy_and_itself():

@@ -9,8 +9,8 @@ import datasets
 import numpy as np
 import pytest
 
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.data import read_foa
-from hf_spatial.data.schema import SAMPLE_RATE
 
 
 def _native_decoding_problem() -> str | None:

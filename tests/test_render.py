@@ -2,13 +2,12 @@ import numpy as np
 import pytest
 from pyroomacoustics.experimental import measure_rt60
 
-from hf_spatial.acoustics.audio import SAMPLE_RATE
 from hf_spatial.acoustics.intensity import estimate_direction
 from hf_spatial.acoustics.render import render_scene, scene_rirs
 from hf_spatial.acoustics.rooms import wall_absorption
 from hf_spatial.acoustics.scene import NoiseSpec, RoomSpec, SceneSpec, SourceSpec
 from hf_spatial.acoustics.sources import Clip, SourceBank
-from hf_spatial.conventions import X, Y, Z, angular_distance
+from hf_spatial.conventions import SAMPLE_RATE, X, Y, Z, angular_distance
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hf_spatial.data.dcase_csv import SELDEvent, write_dcase_csv
-from hf_spatial.evaluation.seld_metrics import (
+from hf_spatial.seld.metrics import (
     evaluate_csv_folders,
     format_seld_markdown,
     official_num_frames,

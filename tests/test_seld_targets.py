@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hf_spatial import conventions as C
-from hf_spatial.training.seld_targets import TOKEN_RATE_HZ, accdoa_targets, scene_targets
+from hf_spatial.conventions import TOKEN_RATE_HZ
+from hf_spatial.training.seld_targets import accdoa_targets, scene_targets
 from tests.scene_factory import make_scene
 
 CLASSES = ["dog", "bell", "speech"]

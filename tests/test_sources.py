@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hf_spatial.acoustics.audio import SAMPLE_RATE, TARGET_RMS_DBFS, prepare_clip
+from hf_spatial.acoustics.audio import TARGET_RMS_DBFS, prepare_clip
 from hf_spatial.acoustics.sources import SourceBank, clip_split
+from hf_spatial.conventions import SAMPLE_RATE
 
 
 def _tone(seconds: float, sample_rate: int, channels: int = 1, level: float = 0.3) -> np.ndarray:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -33,6 +34,7 @@ from hf_spatial import (
 from hf_spatial import conventions as C
 from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import audio_token_count
 from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import (
+    CACHE_KWARG,
     LANGUAGE_MODEL_LORA_TARGETS,
     SPATIAL_MODULES,
 )
@@ -445,3 +447,24 @@ def test_peft_lora_on_language_model_only_round_trips(tiny, inputs, tmp_path):
         SpatialQwenAudioForConditionalGeneration.from_pretrained(base_dir), tmp_path / "adapter"
     ).eval()
     assert torch.equal(logits_of(reloaded, inputs), trained)
+
+
+def test_generate_and_cached_forwards_use_the_installed_cache_name(tiny, inputs, monkeypatch):
+    """transformers 5.2x renamed `past_key_values` to `cache` and warns on the old name; the model (and the
+    predictors' cached option scoring) use whichever name the installed transformers has, without the warning."""
+    from transformers.utils import generic
+
+    warned = []
+    monkeypatch.setattr(generic.logger, "warning_once", lambda message, *args: warned.append(message))
+    model, _ = tiny
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*past_key_values.*")
+        with torch.no_grad():
+            prompt = model(**inputs, use_cache=True)
+            cache = getattr(prompt, CACHE_KWARG)
+            assert cache is not None
+            step = inputs["input_ids"][:, -1:]
+            mask = torch.cat([inputs["attention_mask"], torch.ones_like(step)], dim=-1)
+            model(input_ids=step, attention_mask=mask, **{CACHE_KWARG: cache})
+        model.generate(**inputs, max_new_tokens=2, do_sample=False)
+    assert [message for message in warned if "past_key_values" in message] == []

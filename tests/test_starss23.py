@@ -23,7 +23,7 @@ from hf_spatial.data.starss23 import (
     find_recordings,
     recorded_class_names,
 )
-from hf_spatial.evaluation.seld import reference_labels
+from hf_spatial.seld.labels import reference_labels
 from hf_spatial.training.seld_targets import dcase_targets, scene_targets, slot_loss
 from tests.conftest import run_cli
 

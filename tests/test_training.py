@@ -10,9 +10,10 @@ import torch
 import trl
 
 from hf_spatial.data.folders import load_folder
+from hf_spatial.training.audio_grpo import SUPPORTED_TRL_VERSION, AudioGRPOTrainer, check_trl_version
 from hf_spatial.training.chat_data import grpo_row, sft_row, wants_reasoning
 from hf_spatial.training.common import dataset_labels
-from hf_spatial.training.grpo import SUPPORTED_TRL_VERSION, AudioGRPOTrainer, SpatialGRPOConfig, check_trl_version
+from hf_spatial.training.grpo import SpatialGRPOConfig
 from hf_spatial.training.stages import load_config, run_stage
 from tests.conftest import run_cli
 
@@ -403,7 +404,7 @@ def test_a_stage_publishes_its_output_when_asked(scenes_dir, tmp_path, monkeypat
 
     pushed = []
     monkeypatch.setattr(
-        hf_spatial.hub, "push_checkpoint", lambda folder, repo_id, private: pushed.append((folder, repo_id))
+        hf_spatial.hub.transfer, "push_checkpoint", lambda folder, repo_id, private: pushed.append((folder, repo_id))
     )
     out = run_stage(
         "encoder",

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 24000
+from hf_spatial.conventions import SAMPLE_RATE
+
 # Active-frame RMS every clip is normalised to (dBFS). Peaks of typical clips then stay below full scale and a
 # source at 1 m (pyroomacoustics' 1/r law) renders at its clip level.
 TARGET_RMS_DBFS = -20.0

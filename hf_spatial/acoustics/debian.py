@@ -159,7 +159,8 @@ def _condition_package(package: str, rows: list[dict[str, str]], root: Path, cac
     """Condition each extracted clip to FLAC and write the package index atomically (it marks the package done)."""
     import soundfile as sf
 
-    from hf_spatial.acoustics.audio import SAMPLE_RATE, load_clip
+    from hf_spatial.acoustics.audio import load_clip
+    from hf_spatial.conventions import SAMPLE_RATE
 
     entries, skipped = [], []
     for row in rows:

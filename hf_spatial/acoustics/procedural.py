@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_spatial.acoustics.audio import SAMPLE_RATE, load_clip, prepare_clip
+from hf_spatial.acoustics.audio import load_clip, prepare_clip
+from hf_spatial.conventions import SAMPLE_RATE
 
 SynthFn = Callable[[np.random.Generator], tuple[np.ndarray, str]]
 

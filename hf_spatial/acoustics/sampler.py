@@ -14,7 +14,7 @@ import numpy as np
 from hf_spatial.acoustics.rooms import RoomSamplerConfig, RoomSet, room_set
 from hf_spatial.acoustics.scene import MAX_SOURCES, NOISE_KINDS, NoiseSpec, RoomSpec, SceneSpec, SourceSpec
 from hf_spatial.acoustics.sources import Clip, SourceBank
-from hf_spatial.conventions import angular_distance, unit_vector
+from hf_spatial.conventions import SAMPLE_RATE, angular_distance, unit_vector
 
 _SPLIT_CODES = {"train": 0, "test": 1}
 
@@ -24,7 +24,7 @@ class SceneSamplerConfig:
     """Ranges scenes are drawn from (uniform unless stated)."""
 
     duration: float = 5.0
-    sample_rate: int = 24000
+    sample_rate: int = SAMPLE_RATE
     num_sources: tuple[int, int] = (1, 3)  # inclusive
     azimuth: tuple[float, float] = (-180.0, 180.0)
     elevation: tuple[float, float] = (-45.0, 45.0)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hf_spatial.conventions import relative_direction, spherical_to_cartesian
+from hf_spatial.conventions import SAMPLE_RATE, relative_direction, spherical_to_cartesian
 
 MAX_SOURCES = 3
 RENDER_MODES = ("exact", "hybrid")
@@ -82,7 +82,7 @@ class SceneSpec:
     seed: int
     split: str = "train"
     duration: float = 5.0
-    sample_rate: int = 24000
+    sample_rate: int = SAMPLE_RATE
     noise: NoiseSpec = field(default_factory=NoiseSpec)
     render_mode: str = "exact"
     renderer_version: str = "1"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_spatial.acoustics.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_clip, read_audio
+from hf_spatial.acoustics.audio import AUDIO_EXTENSIONS, load_clip, read_audio
+from hf_spatial.conventions import SAMPLE_RATE
 
 SPLITS = ("train", "test")
 DEFAULT_TEST_FRACTION = 0.2

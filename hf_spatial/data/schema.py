@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from hf_spatial.acoustics.scene import SceneSpec
-from hf_spatial.conventions import NUM_FOA_CHANNELS
+from hf_spatial.conventions import NUM_FOA_CHANNELS, SAMPLE_RATE
 
-SAMPLE_RATE = 24000
 COLUMNS = ("audio", "scene_id", "split", "scene", "num_sources", "labels", "room_id", "rt60")
 
 

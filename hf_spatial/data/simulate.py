@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_spatial.atomic import check_output_folder, write_text_atomic
+from hf_spatial.atomic import check_output_folder, write_json_atomic
 from hf_spatial.data.card import write_card
 from hf_spatial.data.folders import generation_records
 from hf_spatial.sharding import WHOLE, Shard, add_shard_arguments, shard_from_args
@@ -160,7 +160,7 @@ def simulate(
         # `load_dataset(out)` refuses the folder instead of loading part of it (or the record as data).
         others = [r for name, r in generation_records(out).items() if name != split]
         write_card(out, [*others, record])
-        _write_json(record_path, record)
+        write_json_atomic(record_path, record, sort_keys=True)
     total = sum(args.shard_range(i)[1] for i in mine)
     done = total - sum(args.shard_range(i)[1] for i in pending)
     logger.info("simulate %s: %d scenes, %d shard(s) to render, %d worker(s)", split, total, len(pending), workers)
@@ -179,7 +179,7 @@ def simulate(
         return out
     record["provenance"] = _provenance(out, args, _WORKER["bank"])
     record["complete"] = True
-    _write_json(record_path, record)
+    write_json_atomic(record_path, record, sort_keys=True)
     write_card(out, list(generation_records(out).values()))
     return out
 
@@ -253,10 +253,6 @@ def _provenance(out: Path, args: SimulationArgs, bank) -> dict[str, Any]:
         "licences": dict(sorted(licences.items())),
         "attributions": attributions,
     }
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------- CLI

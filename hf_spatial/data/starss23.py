@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from hf_spatial.atomic import write_json_atomic
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.data.dcase_csv import (
     LABEL_FRAMES_PER_SECOND,
     FrameLabels,
@@ -38,7 +40,6 @@ from hf_spatial.data.dcase_csv import (
     num_label_frames,
     read_dcase_csv,
 )
-from hf_spatial.data.schema import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -346,7 +347,7 @@ def convert_starss23(
     num_rows = _count_rows(out, shards)
     record["num_segments"] = num_rows
     record["complete"] = True
-    _write_json(out / "generation" / RECORD_NAME, record)
+    write_json_atomic(out / "generation" / RECORD_NAME, record, sort_keys=True)
     write_card(out, record)
     logger.info("convert starss23: %s segments", num_rows)
     return out
@@ -409,7 +410,7 @@ def _check_or_start_record(out: Path, args: ConversionArgs, recordings: list[Rec
                     f"Use another --out, or delete {out}."
                 )
     else:
-        _write_json(path, record)
+        write_json_atomic(path, record, sort_keys=True)
     return record
 
 
@@ -426,13 +427,6 @@ def dcase_labels_have_distance(texts) -> bool:
     from hf_spatial.data.dcase_csv import labels_have_distance, parse_dcase_csv
 
     return all(labels_have_distance(parse_dcase_csv(text)) for text in texts if text)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    partial.replace(path)
 
 
 # ------------------------------------------------------------------------------------------------ card

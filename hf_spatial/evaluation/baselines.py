@@ -29,7 +29,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from hf_spatial.acoustics.scene import SceneSpec
-from hf_spatial.conventions import angular_distance
+from hf_spatial.conventions import SAMPLE_RATE, angular_distance
 from hf_spatial.evaluation.controls import Request
 from hf_spatial.tasks.registry import TASKS, resolve_tasks
 from hf_spatial.tasks.solving import answer_for_scene, scene_with_directions
@@ -59,7 +59,7 @@ class IntensityBaseline:
 
     conditions = ("full", "rotated")
 
-    def __init__(self, sample_rate: int = 24000, oracle_identity: bool = False):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, oracle_identity: bool = False):
         self.sample_rate = sample_rate
         self.oracle_identity = oracle_identity
         self.name = ORACLE_NAME if oracle_identity else FAIR_NAME

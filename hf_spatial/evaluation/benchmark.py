@@ -17,7 +17,6 @@ same bytes.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shlex
@@ -27,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_spatial.atomic import check_output_folder, publish_folder, staging_folder
+from hf_spatial.atomic import check_output_folder, publish_folder, staging_folder, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +269,7 @@ def counts_markdown(report: dict[str, Any]) -> str:
 
 
 def _write_reports(folder: Path, report: dict[str, Any]) -> None:
-    (folder / "generation_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(folder / "generation_report.json", report)
     (folder / "generation_report.md").write_text(report_markdown(report), encoding="utf-8")
 
 

@@ -8,119 +8,10 @@ import logging
 from pathlib import Path
 
 from hf_spatial.atomic import check_output_folder
-from hf_spatial.sharding import WHOLE, Shard, add_shard_arguments, shard_from_args
+from hf_spatial.evaluation.evaluate import BASELINES, check_model_folder, evaluate_benchmark
+from hf_spatial.sharding import add_shard_arguments, shard_from_args
 
 logger = logging.getLogger(__name__)
-
-BASELINES = ("intensity", "intensity-oracle", "cascade")
-
-
-def evaluate_benchmark(
-    benchmark: str | Path,
-    out: str | Path,
-    model: str | Path | None = None,
-    baseline: str | None = None,
-    controls: bool = False,
-    circular: bool = False,
-    batch_size: int = 8,
-    max_items: int | None = None,
-    max_new_tokens: int = 16,
-    device: str = "cpu",
-    dtype: str | None = None,
-    plots: bool = True,
-    answer_format: str = "letter",
-    scoring: str = "generate",
-    embedding_cache: str | Path | None = None,
-    shard: Shard = WHOLE,
-) -> dict | None:
-    """Evaluate a model (`model`) or a baseline (`baseline`: intensity, intensity-oracle, or cascade with `model`);
-    writes eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results.
-    `answer_format` and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most
-    likely option); `embedding_cache` a folder of cached audio-encoder outputs (`hf-spatial embed`). `intensity`
-    uses no ground truth (single-source items only); `intensity-oracle` is told which estimate is which source
-    (`evaluation.baselines`).
-
-    A model with a spatial encoder also gets the encoder's own metrics on the benchmark's scenes (DCASE 2024 SELD,
-    direction error against the classical estimator; `OUT/encoder`) and, with `controls`, the cascade baseline
-    (its encoder's slots as text for its language model) on the same items.
-
-    `shard` with more than one part stores each part's records in `OUT/parts` (`evaluation.parts`); part K alone
-    (`shard.index`) writes only its part and returns None, and the run of every part merges them into the outputs
-    of one run."""
-    from hf_spatial.evaluation.controls import CONDITIONS
-    from hf_spatial.evaluation.items import Benchmark, load_benchmark
-    from hf_spatial.evaluation.parts import score_in_parts
-    from hf_spatial.evaluation.predictors import CascadePredictor
-    from hf_spatial.evaluation.report import write_outputs
-    from hf_spatial.evaluation.runner import EvaluationRun, evaluate
-
-    if model is not None:
-        check_model_folder(model)
-    model_kwargs = dict(
-        device=device, dtype=dtype, max_new_tokens=max_new_tokens, answer_format=answer_format, scoring=scoring
-    )
-    if baseline in ("intensity", "intensity-oracle"):
-        if model is not None:
-            raise ValueError(f"--baseline {baseline} needs no --model (it is classical signal processing).")
-        from hf_spatial.evaluation.baselines import IntensityBaseline
-
-        predictor = IntensityBaseline(oracle_identity=baseline == "intensity-oracle")
-    elif model is None:
-        raise ValueError("Pass --model PATH (a model folder) or --baseline intensity.")
-    elif baseline == "cascade":
-        predictor = CascadePredictor(model, **model_kwargs)
-    elif baseline is None:
-        from hf_spatial.evaluation.predictors import ModelPredictor
-
-        predictor = ModelPredictor(model, embedding_cache=embedding_cache, **model_kwargs)
-    else:
-        raise ValueError(f"Unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
-    bench = load_benchmark(benchmark, max_items=max_items)
-    conditions = CONDITIONS if controls else ("full",)
-    spatial = baseline is None and hasattr(predictor.model, "get_spatial_outputs")
-    cascade_predictor = None
-    if spatial and controls:
-        reused = dict(model=predictor.model, processor=predictor.processor)
-        cascade_predictor = CascadePredictor(model, **model_kwargs, **reused)
-
-    def score(items: list[dict]) -> tuple[EvaluationRun, EvaluationRun | None]:
-        part = Benchmark(name=bench.name, items=items, split=bench.split, audio_rows=bench.audio_rows)
-        run = evaluate(predictor, part, conditions, circular=circular, batch_size=batch_size)
-        cascade = evaluate(cascade_predictor, part, ("full",), batch_size=batch_size) if cascade_predictor else None
-        return run, cascade
-
-    if shard.count == 1:
-        run, cascade = score(bench.items)
-    else:
-        settings = dict(
-            benchmark=str(benchmark), num_items=len(bench.items), model=None if model is None else str(model),
-            baseline=baseline, controls=controls, circular=circular, batch_size=batch_size, dtype=dtype,
-            max_new_tokens=max_new_tokens, answer_format=answer_format, scoring=scoring,
-            embedding_cache=None if embedding_cache is None else str(embedding_cache),
-        )  # fmt: skip
-        merged = score_in_parts(out, shard, bench.items, settings, score)
-        if merged is None:
-            return None
-        run, cascade = merged
-    encoder = None
-    if spatial:
-        from hf_spatial.evaluation.seld import evaluate_encoder_on_benchmark
-
-        feature_extractor = predictor.processor.feature_extractor
-        encoder = evaluate_encoder_on_benchmark(predictor.model, feature_extractor, bench, Path(out) / "encoder")
-    info = {"num_items": len(bench.items)}
-    return write_outputs(run, out, info, plots=plots, cascade=cascade, encoder=encoder)
-
-
-def check_model_folder(model: str | Path) -> Path:
-    """`--model` as an existing folder (the Hub is not reached from here), else a one-line error saying what to pass."""
-    model = Path(model)
-    if not model.is_dir():
-        what = "is a file" if model.exists() else "does not exist"
-        raise FileNotFoundError(
-            f"--model {model} {what}; pass a model folder (written by `hf-spatial train` or `save_pretrained`)."
-        )
-    return model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -239,7 +130,7 @@ def _run_seld(args: argparse.Namespace, out: Path) -> int:
     if args.ref is not None or args.pred is not None:
         if args.ref is None or args.pred is None:
             raise ValueError("--seld with CSV folders needs both --ref DIR and --pred DIR.")
-        from hf_spatial.evaluation.seld_metrics import evaluate_csv_folders
+        from hf_spatial.seld.metrics import evaluate_csv_folders
 
         results = evaluate_csv_folders(
             args.ref,
@@ -249,7 +140,7 @@ def _run_seld(args: argparse.Namespace, out: Path) -> int:
             report_path=(args.out / f"seld_metrics_{args.edition}.md") if args.out else None,
         )
     elif args.model is not None and args.dataset is not None:
-        from hf_spatial.evaluation.seld import evaluate_model_seld
+        from hf_spatial.seld.evaluate import evaluate_model_seld
 
         results = evaluate_model_seld(
             check_model_folder(args.model),

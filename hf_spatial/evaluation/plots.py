@@ -34,26 +34,42 @@ def _error_bars(metrics: Sequence[Mapping[str, Any] | None]) -> np.ndarray:
     return np.clip(np.array(bars, dtype=float).T, 0.0, None)
 
 
-def plot_levels(results: Mapping[str, Any], path: Path) -> Path:
-    """Grouped bars: accuracy per level and overall for each condition, 95% intervals, chance dashed."""
+def plot_grouped_accuracy(
+    groups: Mapping[str, Sequence[Mapping[str, Any] | None]],
+    labels: Sequence[str],
+    chance: float,
+    path: Path,
+    title: str,
+) -> Path:
+    """Grouped bars: for each x label, one bar per group (`groups[name][i]` is its metric at `labels[i]`, None for
+    none), 95% intervals, chance dashed."""
     plt = _pyplot()
-    conditions = results["conditions"]
-    slices = [*sorted({level for c in conditions.values() for level in c["levels"]}), "overall"]
-    width = 0.8 / len(conditions)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(slices), 4))
-    for i, (name, condition) in enumerate(conditions.items()):
-        metrics = [condition["overall"] if s == "overall" else condition["levels"].get(s) for s in slices]
-        x = np.arange(len(slices)) + (i - (len(conditions) - 1) / 2) * width
+    width = 0.8 / len(groups)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(labels), 4))
+    for i, (name, metrics) in enumerate(groups.items()):
+        x = np.arange(len(labels)) + (i - (len(groups) - 1) / 2) * width
         values = np.array([m["accuracy"] if m else np.nan for m in metrics])
         ax.bar(x, 100 * values, width, yerr=100 * _error_bars(metrics), capsize=3, label=name)
-    chance = conditions.get("full", next(iter(conditions.values())))["overall"]["chance"]
     ax.axhline(100 * chance, color="k", linestyle="--", linewidth=1, label="chance")
-    ax.set_xticks(np.arange(len(slices)), [f"L{s}" if s != "overall" else s for s in slices])
+    ax.set_xticks(np.arange(len(labels)), labels, fontsize=7 if len(labels) > 4 else None)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, ncol=2)
-    ax.set_title(f"{results['model']}: accuracy per level (95% CI)")
+    ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_levels(results: Mapping[str, Any], path: Path) -> Path:
+    """Grouped bars: accuracy per level and overall for each condition, 95% intervals, chance dashed."""
+    conditions = results["conditions"]
+    slices = [*sorted({level for c in conditions.values() for level in c["levels"]}), "overall"]
+    groups = {
+        name: [condition["overall"] if s == "overall" else condition["levels"].get(s) for s in slices]
+        for name, condition in conditions.items()
+    }
+    chance = conditions.get("full", next(iter(conditions.values())))["overall"]["chance"]
+    labels = [f"L{s}" if s != "overall" else s for s in slices]
+    return plot_grouped_accuracy(groups, labels, chance, path, f"{results['model']}: accuracy per level (95% CI)")
 
 
 def plot_tasks(results: Mapping[str, Any], path: Path, condition: str = "full") -> Path:

@@ -13,14 +13,15 @@ from typing import Any, Protocol
 import numpy as np
 from transformers import BatchFeature
 
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.evaluation.controls import Request
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, clip_key
+from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import CACHE_KWARG
 from hf_spatial.tasks.parsing import option_texts
 from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, answer_completion, completion_token_ids, format_prompt
 
 logger = logging.getLogger(__name__)
 
-FOA_SAMPLE_RATE = 24000
 WHISPER_SAMPLE_RATE = 16000
 
 
@@ -140,7 +141,7 @@ class ModelPredictor:
 
     @property
     def _sampling_rate(self) -> int:
-        return FOA_SAMPLE_RATE if self.spatial else WHISPER_SAMPLE_RATE
+        return SAMPLE_RATE if self.spatial else WHISPER_SAMPLE_RATE
 
     def _prompt_inputs(self, requests: Sequence[Request], with_audio: bool) -> tuple[list, list[str], Any]:
         """The user turns, their chat-template renderings (generation prompt included) and the processor's
@@ -198,13 +199,13 @@ class ModelPredictor:
         with torch.inference_mode():
             # Left padding: positions count valid tokens only (as `generate` does).
             prompt = self.model(**inputs, position_ids=(prompt_mask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
-            cache = prompt.past_key_values
+            cache = getattr(prompt, CACHE_KWARG)
             cache.batch_select_indices(owner)
             continued = self.model(
                 input_ids=option_ids,
                 attention_mask=torch.cat([prompt_mask[owner], option_mask], dim=-1),
                 position_ids=prompt_mask.sum(-1)[owner, None] + torch.arange(width, device=self.device),
-                past_key_values=cache,
+                **{CACHE_KWARG: cache},
             )
         # The prompt's last position predicts an option's first token; each option position the next one.
         logits = torch.cat([prompt.logits[owner, -1:], continued.logits[:, :-1]], dim=1).float()
@@ -257,7 +258,7 @@ class CascadePredictor(ModelPredictor):
         import torch
 
         features = self.processor.feature_extractor(
-            [request.audio for request in requests], sampling_rate=FOA_SAMPLE_RATE, return_tensors="pt"
+            [request.audio for request in requests], sampling_rate=SAMPLE_RATE, return_tensors="pt"
         )
         with torch.inference_mode():
             outputs = self.model.get_spatial_outputs(

@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hf_spatial.atomic import write_text_atomic
+from hf_spatial.atomic import write_json_atomic, write_text_atomic
+from hf_spatial.evaluation import EVAL_RESULTS_FILE
 from hf_spatial.evaluation.runner import EvaluationRun
 from hf_spatial.evaluation.seld import encoder_markdown
 from hf_spatial.tasks.scoring import markdown_table, summarize
 
-RESULTS_FILE = "eval_results.json"  # = hf_spatial.hub.RESULTS_FILE
 REPORT_FILE = "report.md"
 PREDICTIONS_FILE = "predictions.jsonl"
 
@@ -155,7 +155,7 @@ def write_outputs(
         from hf_spatial.evaluation.plots import write_plots
 
         plot_paths = write_plots(run, results, out)
-    write_text_atomic(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    write_json_atomic(out / EVAL_RESULTS_FILE, results)
     write_text_atomic(out / REPORT_FILE, markdown_report(results, run, plot_paths))
     lines = [json.dumps(record, default=str) for records in run.records.values() for record in records]
     if cascade is not None:

@@ -32,8 +32,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
-from hf_spatial.atomic import write_bytes_atomic, write_text_atomic
-from hf_spatial.data.schema import SAMPLE_RATE
+from hf_spatial.atomic import write_bytes_atomic, write_json_atomic
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import AUDIO_ENCODER_OUTPUT_KEYS
 
 logger = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class AudioEmbeddingCache:
                     "Delete the folder or give the cache another root."
                 )
         else:
-            write_text_atomic(manifest, json.dumps(expected, indent=2) + "\n")
+            write_json_atomic(manifest, expected)
 
     def __len__(self) -> int:
         return len(self._shard_of) + len(self._memory)

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from hf_spatial.atomic import check_output_folder, publish_folder, staging_folder
+from hf_spatial.conventions import SAMPLE_RATE
+from hf_spatial.tasks.twnm import QUESTION_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +28,7 @@ QA_STRING_COLUMNS = (
     "scene_id",
     "split",
     "scene",
-    "question",
-    "option_a",
-    "option_b",
-    "option_c",
-    "option_d",
-    "answer_letter",
-    "answer_text",
+    *QUESTION_COLUMNS,
     "task",
     "open_answer",
     "evidence",
@@ -40,7 +36,7 @@ QA_STRING_COLUMNS = (
 )
 
 
-def qa_features(sampling_rate: int = 24000):
+def qa_features(sampling_rate: int = SAMPLE_RATE):
     from datasets import Audio, Features, Value
 
     return Features(

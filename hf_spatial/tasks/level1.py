@@ -15,15 +15,11 @@ from hf_spatial.tasks.options import (
     seconds_text,
 )
 from hf_spatial.tasks.registry import Draft, register_task
-from hf_spatial.tasks.vocabulary import label_phrase
+from hf_spatial.tasks.vocabulary import label_phrase, pick_template
 
 
 def _pick(rng: np.random.Generator, candidates: list[int]) -> int | None:
     return int(rng.choice(candidates)) if candidates else None
-
-
-def _templates(rng: np.random.Generator, *templates: str) -> str:
-    return str(rng.choice(templates))
 
 
 def source_facts(context: SceneContext, index: int) -> dict[str, list[float]]:
@@ -62,7 +58,7 @@ def identify_class(context: SceneContext, rng: np.random.Generator) -> Draft | N
     absent = context.absent_labels(3, rng)
     if absent is None:
         return None
-    question = _templates(
+    question = pick_template(
         rng,
         "Which of these sounds can you hear in this recording?",
         "One of the following sounds is present in the scene. Which one?",
@@ -86,7 +82,7 @@ def count_sources(context: SceneContext, rng: np.random.Generator) -> Draft | No
     # Always the same four counts: with at most three sources, a shifting window would reveal the answer by
     # which counts it shows.
     values = [1, 2, 3, 4]
-    question = _templates(
+    question = pick_template(
         rng,
         "How many distinct sound sources are active in this scene?",
         "Count the separate sound sources you can hear. How many are there?",
@@ -115,7 +111,7 @@ def direction_sector(context: SceneContext, rng: np.random.Generator) -> Draft |
     if index is None:
         return None
     name = context.phrase(index)
-    question = _templates(
+    question = pick_template(
         rng,
         f"Where is the {name} relative to you?",
         f"From which direction do you hear the {name}?",
@@ -146,7 +142,7 @@ def azimuth(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     if index is None:
         return None
     name = context.phrase(index)
-    question = _templates(
+    question = pick_template(
         rng,
         f"What is the azimuth of the {name}? {_AZIMUTH_CONVENTION}",
         f"At what azimuth do you hear the {name}? {_AZIMUTH_CONVENTION}",
@@ -180,7 +176,7 @@ def elevation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     )
     if values is None:
         return None
-    question = _templates(
+    question = pick_template(
         rng,
         f"What is the elevation of the {name}, in degrees above ear level (negative is below)?",
         f"How high is the {name} relative to your ears? Give its elevation angle (negative is below).",
@@ -209,7 +205,7 @@ def distance(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     if values is None:
         return None
     name = context.phrase(index)
-    question = _templates(
+    question = pick_template(
         rng,
         f"How far away from you is the {name}?",
         f"Estimate the distance between you and the {name}.",
@@ -247,11 +243,11 @@ def onset_order(context: SceneContext, rng: np.random.Generator) -> Draft | None
     if phrases is None:
         return None
     if latest:
-        question = _templates(
+        question = pick_template(
             rng, "Which of these sounds starts last?", "Which sound is the last to begin in this recording?"
         )
     else:
-        question = _templates(
+        question = pick_template(
             rng, "Which of these sounds starts first?", "Which sound begins earliest in this recording?"
         )
     timeline = ", ".join(f"{context.phrase(int(i))} at {onsets[i]:.1f} s" for i in np.argsort(onsets, kind="stable"))
@@ -270,7 +266,7 @@ def room_reverberation(context: SceneContext, rng: np.random.Generator) -> Draft
     values = context.numeric_options("rt60_s", rt60, rng, 0.05, lambda: ratio_ladder(rt60, 1.5, rng, quantum=0.05))
     if values is None:
         return None
-    question = _templates(
+    question = pick_template(
         rng,
         "What is the reverberation time (RT60) of the room?",
         "How long does sound take to die away in this room (RT60)?",

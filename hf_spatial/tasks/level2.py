@@ -19,9 +19,10 @@ from hf_spatial.tasks.context import (
     relative_phrase,
     sector_and_margin,
 )
-from hf_spatial.tasks.level1 import _templates, direction_open_answer, merge_facts, source_facts
+from hf_spatial.tasks.level1 import direction_open_answer, merge_facts, source_facts
 from hf_spatial.tasks.options import NearestValue, degrees_text, linear_ladder
 from hf_spatial.tasks.registry import Draft, register_task
+from hf_spatial.tasks.vocabulary import pick_template
 
 # Sources closer than this horizontally have no meaningful left/right/front/back relation.
 MIN_HORIZONTAL_SEPARATION_M = 0.3
@@ -66,7 +67,7 @@ def relative_direction_between_objects(context: SceneContext, rng: np.random.Gen
     azimuth = context.scene.relative_direction(a, b)[0]
     gold, _ = sector_and_margin(azimuth)
     name_a, name_b = context.phrase(a), context.phrase(b)
-    question = _templates(
+    question = pick_template(
         rng,
         f"Keeping your own facing direction as 'front', where is the {name_a} relative to the {name_b}?",
         f"From your point of view, in which direction is the {name_a} from the {name_b}?",
@@ -137,7 +138,7 @@ def compare_object_distances(context: SceneContext, rng: np.random.Generator) ->
     gold = texts.index(_solve_compare_distances(context, {"a": a, "b": b}))
     distractors = [i for i in range(len(texts)) if i != gold]
     dropped = int(rng.integers(len(distractors)))
-    question = _templates(
+    question = pick_template(
         rng,
         f"Compare the distances of the {name_a} and the {name_b} from you.",
         f"Which is closer to you, the {name_a} or the {name_b}, and by how much?",
@@ -192,7 +193,7 @@ def bind_identity_location_distance(context: SceneContext, rng: np.random.Genera
     if f"{wrong_distance:.1f}" == f"{source.distance:.1f}":
         return None
     name = context.phrase(target)
-    question = _templates(
+    question = pick_template(
         rng,
         f"Where is the {name}, and how far away is it?",
         f"Which description matches the position of the {name}?",
@@ -238,7 +239,7 @@ def source_at_direction(context: SceneContext, rng: np.random.Generator) -> Draf
     if phrases is None:
         return None
     where = SECTOR_AROUND_YOU[sectors[target]]
-    question = _templates(
+    question = pick_template(
         rng,
         f"Which sound is coming from {SECTOR_FROM[sectors[target]]}?",
         f"What do you hear {where}?",
@@ -279,7 +280,7 @@ def angular_separation(context: SceneContext, rng: np.random.Generator) -> Draft
     if values is None:
         return None
     name_a, name_b = context.phrase(a), context.phrase(b)
-    question = _templates(
+    question = pick_template(
         rng,
         f"What is the angle between the directions of the {name_a} and the {name_b}, as seen from you?",
         f"How many degrees apart are the {name_a} and the {name_b} from where you stand?",
@@ -320,11 +321,11 @@ def nearest_source(context: SceneContext, rng: np.random.Generator) -> Draft | N
     if phrases is None:
         return None
     if farthest:
-        question = _templates(
+        question = pick_template(
             rng, "Which sound source is farthest from you?", "Which of these sounds is the most distant?"
         )
     else:
-        question = _templates(rng, "Which sound source is closest to you?", "Which of these sounds is the nearest?")
+        question = pick_template(rng, "Which sound source is closest to you?", "Which of these sounds is the nearest?")
     listing = ", ".join(f"{context.phrase(i)} {distances[i]:.1f} m" for i in range(context.num_sources))
     return Draft(
         question=question,

@@ -15,8 +15,9 @@ from hf_spatial.tasks.context import (
     SceneContext,
     sector_and_margin,
 )
-from hf_spatial.tasks.level1 import _templates, direction_open_answer, merge_facts, source_facts
+from hf_spatial.tasks.level1 import direction_open_answer, merge_facts, source_facts
 from hf_spatial.tasks.registry import Draft, register_task
+from hf_spatial.tasks.vocabulary import pick_template
 
 
 def listener_turn_rotation(turn: str, facing_azimuth: float = 0.0) -> float:
@@ -76,7 +77,7 @@ def listener_rotation(context: SceneContext, rng: np.random.Generator) -> Draft 
         "around": "turn around to face the opposite way",
         "face": f"turn to face the {context.phrase(facing) if facing is not None else ''}",
     }[turn]
-    question = _templates(
+    question = pick_template(
         rng,
         f"If you {action}, where will the {name} be?",
         f"Imagine you {action}. Where would you then hear the {name}?",
@@ -125,7 +126,7 @@ def source_removal(context: SceneContext, rng: np.random.Generator) -> Draft | N
         return None
     removed, nearest = candidates[int(rng.integers(len(candidates)))]
     name = context.phrase(removed)
-    question = _templates(
+    question = pick_template(
         rng,
         f"If the {name} were switched off, where would the closest remaining sound be?",
         f"Suppose the {name} stops. From which direction would the nearest sound that is still playing come?",
@@ -201,7 +202,7 @@ def scene_abduction(context: SceneContext, rng: np.random.Generator) -> Draft | 
     weights = np.ones(len(PLACES)) if weights is None else np.asarray(weights, dtype=np.float64) + 1e-3
     p = np.array([weights[list(PLACES).index(place)] for place in others])
     distractors = [others[i] for i in rng.choice(len(others), size=3, replace=False, p=p / p.sum())]
-    question = _templates(
+    question = pick_template(
         rng,
         "Judging from the sounds and the room acoustics, where is this most likely recorded?",
         "What kind of place does this scene most likely take place in?",
@@ -228,7 +229,7 @@ def navigation(context: SceneContext, rng: np.random.Generator) -> Draft | None:
     target = int(rng.choice(candidates))
     name = context.phrase(target)
     gold = SECTOR_OPPOSITE[context.sector(target)]
-    question = _templates(
+    question = pick_template(
         rng,
         f"Without turning, which way should you walk to get away from the {name}?",
         f"You want to move away from the {name} as directly as possible, keeping your facing direction. "

@@ -16,19 +16,9 @@ from typing import Any
 
 from hf_spatial.atomic import write_bytes_atomic
 
-TWNM_COLUMNS = (
-    "file_name",
-    "sample_id",
-    "question",
-    "option_a",
-    "option_b",
-    "option_c",
-    "option_d",
-    "answer_letter",
-    "answer_text",
-    "level",
-    "task",
-)
+# A multiple-choice question's own fields, in every row kind that holds questions (QA datasets, TWNM folders).
+QUESTION_COLUMNS = ("question", "option_a", "option_b", "option_c", "option_d", "answer_letter", "answer_text")
+TWNM_COLUMNS = ("file_name", "sample_id", *QUESTION_COLUMNS, "level", "task")
 # Kept when present: `scene` (SceneSpec JSON) and `params` let controls and baselines re-answer items.
 EXTRA_COLUMNS = ("scene_id", "open_answer", "evidence", "params", "scene")
 

@@ -1,4 +1,5 @@
-"""Sound-class vocabulary: how labels read in questions, and label frequencies for distractor sampling.
+"""Question vocabulary: the wording templates a question is drawn from, how labels read in questions, and label
+frequencies for distractor sampling.
 
 Distractor labels are drawn with the same frequencies as the labels that occur in scenes: a text-only model
 then cannot tell the present label from the absent ones by how often each label tends to be the answer.
@@ -35,6 +36,11 @@ LABEL_PHRASES: dict[str, str] = {
     "glassBreak": "breaking glass",
 }
 DEFAULT_VOCABULARY: tuple[str, ...] = tuple(LABEL_PHRASES)
+
+
+def pick_template(rng: np.random.Generator, *templates: str) -> str:
+    """One of a question's wordings, drawn from the scene's generator (so a seed gives the same question)."""
+    return str(rng.choice(templates))
 
 
 def label_phrase(label: str) -> str:

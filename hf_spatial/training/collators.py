@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hf_spatial.data.schema import SAMPLE_RATE
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache
 from hf_spatial.tasks.prompting import completion_token_ids
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from accelerate import PartialState
 
-from hf_spatial.data.schema import SAMPLE_RATE
+from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, audio_encoders_frozen, embed_dataset
 from hf_spatial.training.budget import TimeBudgetCallback
 from hf_spatial.training.records import push_stage_output, record_training_stage
@@ -25,7 +25,7 @@ class StageDataArguments:
 
     model_name_or_path: str = field(default="tiny", metadata={"help": "Checkpoint to start from, or `tiny`."})
     dataset_dir: str | None = field(default=None, metadata={"help": "Simulated (encoder, align) or QA folder."})
-    train_split: str = "train"
+    train_split: str = field(default="train", metadata={"help": "Split of `dataset_dir` to train on."})
     eval_split: str | None = field(default="test", metadata={"help": "Held-out split (None: no evaluation)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N held-out rows."})

@@ -12,6 +12,9 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from hf_spatial.acoustics.scene import SceneSpec
+from hf_spatial.conventions import SAMPLE_RATE
+from hf_spatial.data import read_foa
+from hf_spatial.seld.labels import row_reference_labels
 from hf_spatial.training.augmentation import AUGMENTATION_MODES, sample_transform
 from hf_spatial.training.common import StageDataArguments
 from hf_spatial.training.seld_targets import SlotLossWeights, dcase_targets, scene_targets, slot_loss
@@ -48,18 +51,30 @@ class EncoderTrainingConfig(StageDataArguments, TrainingArguments):
         },
     )
     # SELD loss weights; the defaults are SlotLossWeights' own.
-    presence_weight: float = SlotLossWeights.presence
-    class_weight: float = SlotLossWeights.class_
-    direction_weight: float = SlotLossWeights.direction
-    distance_weight: float = SlotLossWeights.distance
-    activity_weight: float = SlotLossWeights.activity
-    count_weight: float = SlotLossWeights.count
-    rt60_weight: float = SlotLossWeights.rt60
-    accdoa_weight: float = SlotLossWeights.accdoa
-    remove_unused_columns: bool = False  # the collator needs the audio and scene columns
-    # Tells `Trainer` that batches carry targets, so evaluation calls `compute_loss` rather than `forward`.
-    label_names: list[str] | None = field(default_factory=lambda: [TARGET_PREFIX + "presence"])
-    prediction_loss_only: bool = True
+    presence_weight: float = field(default=SlotLossWeights.presence, metadata={"help": "Weight of slot presence."})
+    class_weight: float = field(default=SlotLossWeights.class_, metadata={"help": "Weight of the slot class."})
+    direction_weight: float = field(
+        default=SlotLossWeights.direction, metadata={"help": "Weight of the slot direction (cosine) term."}
+    )
+    distance_weight: float = field(default=SlotLossWeights.distance, metadata={"help": "Weight of the slot distance."})
+    activity_weight: float = field(
+        default=SlotLossWeights.activity, metadata={"help": "Weight of the per-token activity of matched slots."}
+    )
+    count_weight: float = field(default=SlotLossWeights.count, metadata={"help": "Weight of the source count."})
+    rt60_weight: float = field(default=SlotLossWeights.rt60, metadata={"help": "Weight of the room's RT60."})
+    accdoa_weight: float = field(
+        default=SlotLossWeights.accdoa, metadata={"help": "Weight of the class-wise ACCDOA token map."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep every dataset column: the collator needs the audio and the scene."}
+    )
+    label_names: list[str] | None = field(
+        default_factory=lambda: [TARGET_PREFIX + "presence"],
+        metadata={"help": "Tells `Trainer` batches carry targets, so evaluation calls `compute_loss`, not `forward`."},
+    )
+    prediction_loss_only: bool = field(
+        default=True, metadata={"help": "Evaluate the SELD loss only (the slot outputs are scored after training)."}
+    )
 
     @property
     def loss_weights(self) -> SlotLossWeights:
@@ -94,17 +109,12 @@ class SeldCollator:
     augmentation: str = "none"
 
     def targets(self, row: dict[str, Any], num_tokens: int) -> dict[str, np.ndarray]:
-        from hf_spatial.evaluation.seld import row_reference_labels
-
         if row.get("scene"):
             return scene_targets(SceneSpec.from_json(row["scene"]), self.class_names, self.num_slots, num_tokens)
         labels = row_reference_labels(row, self.class_names, self.dcase_class_names)
         return dcase_targets(labels, self.class_names, self.num_slots, num_tokens)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        from hf_spatial.data import read_foa
-        from hf_spatial.data.schema import SAMPLE_RATE
-
         # Draw from torch's RNG only when augmenting: a plain run's random stream stays as it was.
         rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,)))) if self.augmentation != "none" else None
         transforms = [sample_transform(self.augmentation, rng) for _ in rows]

@@ -18,25 +18,33 @@ from hf_spatial.data import read_foa
 from hf_spatial.models.audio_cache import AudioEmbeddingCache
 from hf_spatial.training.collators import AudioChatCollator
 from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments, check_cache_allowed
-
-PROJECTOR_MODULES = ("multi_modal_projector", "spatial_projector")
-# Trained by a language stage without LoRA (`lora_r: 0`): the projectors and the whole language model.
-FULL_FINETUNE_MODULES = (*PROJECTOR_MODULES, "language_model", "lm_head")
+from hf_spatial.training.lora import (
+    FULL_FINETUNE_MODULES,
+    PROJECTOR_MODULES,
+    LoraArguments,
+    freeze_all_but,
+    lora_or_full_finetune,
+)
 
 
 @dataclass
 class AudioSFTConfig(StageDataArguments, SFTConfig):
     """`SFTConfig` for audio chat rows: the collator tokenises, so TRL's dataset preparation is skipped."""
 
-    remove_unused_columns: bool = False
-    dataset_kwargs: dict[str, Any] | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep every dataset column: the collator needs the audio and the chat rows."}
+    )
+    dataset_kwargs: dict[str, Any] | None = field(
+        default_factory=lambda: {"skip_prepare_dataset": True},
+        metadata={"help": "TRL dataset preparation options; skipped, as the collator tokenises text and audio."},
+    )
 
 
 @dataclass
 class AlignConfig(AudioSFTConfig):
     """Stage `align`: projector-only training on scene captions (`train_language_model` adds the language model)."""
 
-    learning_rate: float = 1e-3
+    learning_rate: float = field(default=1e-3, metadata={"help": "The initial learning rate for AdamW."})
     train_language_model: bool = field(
         default=False,
         metadata={
@@ -47,43 +55,10 @@ class AlignConfig(AudioSFTConfig):
 
 
 @dataclass
-class LoraArguments:
-    """LoRA on the language model only, with the projectors trained in full (`modules_to_save`); `lora_r: 0`
-    trains the projectors and the whole language model instead (no adapter)."""
-
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank; 0 trains the whole language model (no LoRA)."})
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-
-    def __post_init__(self):
-        if self.lora_r < 0:
-            raise ValueError(f"lora_r must be positive, or 0 for full fine-tuning; got {self.lora_r}.")
-        if hasattr(super(), "__post_init__"):  # the trainer config this is mixed into
-            super().__post_init__()
-
-    def lora_config(self):
-        """The PEFT `LoraConfig`, or None for full fine-tuning (`lora_r: 0`)."""
-        if self.lora_r == 0:
-            return None
-        from peft import LoraConfig
-
-        from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import LANGUAGE_MODEL_LORA_TARGETS
-
-        return LoraConfig(
-            r=self.lora_r,
-            lora_alpha=self.lora_alpha,
-            lora_dropout=self.lora_dropout,
-            target_modules=LANGUAGE_MODEL_LORA_TARGETS,
-            modules_to_save=list(PROJECTOR_MODULES),
-            task_type="CAUSAL_LM",
-        )
-
-
-@dataclass
 class SpatialSFTConfig(LoraArguments, QuestionTaskArguments, AudioSFTConfig):
     """Stage `sft`: projectors + LoRA on the language model, on L1-L3 questions."""
 
-    learning_rate: float = 2e-4
+    learning_rate: float = field(default=2e-4, metadata={"help": "The initial learning rate for AdamW."})
     reasoning_fraction: float = field(
         default=0.5, metadata={"help": "Share of questions answered as <think>..</think><answer>X</answer>."}
     )
@@ -100,12 +75,6 @@ class SpatialSFTConfig(LoraArguments, QuestionTaskArguments, AudioSFTConfig):
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {self.answer_format!r}.")
         super().__post_init__()
-
-
-def freeze_all_but(model, module_names: tuple[str, ...]) -> None:
-    """Train only parameters inside the named sub-modules (matched as dotted path components)."""
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(any(f".{module}." in f".{name}" for module in module_names))
 
 
 class AudioSFTTrainer(SFTTrainer):
@@ -140,16 +109,6 @@ class SpatialAlignTrainer(AudioSFTTrainer):
     def __init__(self, model, args: AlignConfig, processing_class, **kwargs):
         freeze_all_but(model, FULL_FINETUNE_MODULES if args.train_language_model else PROJECTOR_MODULES)
         super().__init__(model, args, processing_class, **kwargs)
-
-
-def lora_or_full_finetune(model, args: LoraArguments, kwargs: dict[str, Any]) -> None:
-    """Give the trainer the config's LoRA (`peft_config`), or, with `lora_r: 0`, leave only the projectors and the
-    language model trainable."""
-    peft_config = args.lora_config()
-    if peft_config is None:
-        freeze_all_but(model, FULL_FINETUNE_MODULES)
-    else:
-        kwargs.setdefault("peft_config", peft_config)
 
 
 class SpatialSFTTrainer(AudioSFTTrainer):

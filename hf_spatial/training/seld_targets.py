@@ -20,12 +20,10 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from hf_spatial.acoustics.scene import SceneSpec
-from hf_spatial.conventions import unit_vector
+from hf_spatial.conventions import TOKEN_RATE_HZ, unit_vector
 from hf_spatial.data.dcase_csv import FrameLabels, time_to_frame
 
 logger = logging.getLogger(__name__)
-
-TOKEN_RATE_HZ = 25.0  # Qwen2-Audio audio tokens per second; the spatial map is aligned to them
 
 
 def scene_targets(scene: SceneSpec, class_names: list[str], num_slots: int, num_tokens: int) -> dict[str, np.ndarray]:

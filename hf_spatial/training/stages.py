@@ -271,7 +271,7 @@ def run_encoder(args, callbacks: list | None = None) -> Path:
     )
     if evaluation is not None and trainer.is_world_process_zero():
         from hf_spatial.data.starss23 import dcase_labels_have_distance
-        from hf_spatial.evaluation.seld import evaluate_model_seld
+        from hf_spatial.seld.evaluate import evaluate_model_seld
 
         # DCASE 2024 SELD metrics of the trained encoder on the held-out split (report in OUTPUT/seld/); 2023 ones
         # when real recordings' labels have no distances.

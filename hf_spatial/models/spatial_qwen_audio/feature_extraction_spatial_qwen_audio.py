@@ -112,6 +112,7 @@ class FOAFeatureExtractor(SequenceFeatureExtractor):
     def __init__(
         self,
         feature_size: int = 128,
+        # = hf_spatial.conventions.SAMPLE_RATE: remote code loads this folder without the package, so not imported.
         sampling_rate: int = 24000,
         semantic_sampling_rate: int = 16000,
         hop_length: int = 160,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,10 @@ from transformers.utils import logging
 from .configuration_spatial_qwen_audio import MODEL_AUTO_MAP, SpatialQwenAudioConfig
 
 logger = logging.get_logger(__name__)
+
+# The key/value cache's keyword and output field: `cache` since transformers 5.2x renamed it (the old name warns),
+# `past_key_values` before; both sides are in the supported range, so the installed output class decides.
+CACHE_KWARG = "cache" if "cache" in {f.name for f in fields(Qwen2AudioModelOutputWithPast)} else "past_key_values"
 
 # Qwen2-Audio checkpoints come in two key layouts: the current one matches this model's module names; the legacy
 # one (transformers < 4.52, e.g. the published Qwen2-Audio-7B files) is renamed on load. transformers registers
@@ -668,7 +672,7 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         spatial_pooled_output: torch.Tensor | None = None,
         spatial_token_accdoa: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values=None,
+        cache=None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -680,7 +684,11 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
 
         Instead of the audio features, the audio encoders' outputs can be given (`audio_hidden_states`,
         `audio_token_lengths`, `spatial_hidden_states`, `spatial_pooled_output`, `spatial_token_accdoa`: the fields
-        of [`SpatialAudioEncoderOutput`], e.g. from an embedding cache); the encoders are then not run."""
+        of [`SpatialAudioEncoderOutput`], e.g. from an embedding cache); the encoders are then not run.
+
+        `cache` is the key/value cache (`past_key_values` in transformers before 5.2x, whose `generate` passes it
+        under that name)."""
+        cache = kwargs.pop("past_key_values", cache)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
         if inputs_embeds is None:
@@ -718,14 +726,14 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            **{CACHE_KWARG: cache},
             **kwargs,
         )
         return Qwen2AudioModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_KWARG: getattr(outputs, CACHE_KWARG)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             attention_mask=attention_mask,
@@ -786,7 +794,7 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
         spatial_pooled_output: torch.Tensor | None = None,
         spatial_token_accdoa: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values=None,
+        cache=None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -794,6 +802,7 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
         **kwargs,
     ) -> Qwen2AudioCausalLMOutputWithPast:
         r"""Inputs as [`SpatialQwenAudioModel.forward`]; `labels` (-100 = ignored) give the causal LM loss."""
+        cache = kwargs.pop("past_key_values", cache)  # the name before transformers 5.2x (its `generate` uses it)
         outputs = self.model(
             input_ids=input_ids,
             input_features=input_features,
@@ -807,7 +816,7 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
             spatial_pooled_output=spatial_pooled_output,
             spatial_token_accdoa=spatial_token_accdoa,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
@@ -823,7 +832,7 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
         return Qwen2AudioCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_KWARG: getattr(outputs, CACHE_KWARG)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             attention_mask=attention_mask,
@@ -832,6 +841,7 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
 
 __all__ = [
     "AUDIO_ENCODER_OUTPUT_KEYS",
+    "CACHE_KWARG",
     "LANGUAGE_MODEL_LORA_TARGETS",
     "SPATIAL_MODULES",
     "SpatialAudioEncoderOutput",

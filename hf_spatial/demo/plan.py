@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from hf_spatial.conventions import SAMPLE_RATE
+
 # The stages' shares of the training time. Two thirds go to the two SFT parts (the language model's reading of the
 # audio tokens is what the time buys); the encoder stage gets enough to learn directions, align the captions.
 STAGE_SHARES = {"encoder": 0.10, "align": 0.04, "perception": 0.26, "sft": 0.52, "grpo": 0.08}
@@ -117,14 +119,14 @@ def probe_seconds(steps: int = 6) -> float:
     optimizer = torch.optim.AdamW(language_model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     embeds = torch.randn(8, 300, model.config.text_config.hidden_size, generator=generator)
-    clips = list(np.random.default_rng(0).standard_normal((8, 4, 5 * 24000)).astype(np.float32) * 0.1)
+    clips = list(np.random.default_rng(0).standard_normal((8, 4, 5 * SAMPLE_RATE)).astype(np.float32) * 0.1)
     began = time.perf_counter()
     for _ in range(steps):
         loss = language_model(inputs_embeds=embeds).last_hidden_state.square().mean()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    processor.feature_extractor(clips, sampling_rate=24000)
+    processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE)
     return time.perf_counter() - began
 
 
