@@ -27,19 +27,18 @@ from transformers import TrainerCallback
 
 from hf_spatial.acoustics.intensity import estimate_directions
 from hf_spatial.acoustics.scene import SceneSpec
-from hf_spatial.conventions import angular_distance, cartesian_to_spherical
+from hf_spatial.conventions import SAMPLE_RATE, TOKEN_RATE_HZ, angular_distance, cartesian_to_spherical
 from hf_spatial.data import read_foa
 from hf_spatial.data.dcase_csv import write_dcase_csv
 from hf_spatial.data.folders import load_folder
 from hf_spatial.data.simulate import simulate
 from hf_spatial.evaluation.baselines import match_directions
-from hf_spatial.evaluation.seld import predicted_labels, reference_labels
-from hf_spatial.evaluation.seld_metrics import evaluate_csv_folders
 from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+from hf_spatial.seld.labels import predicted_labels, reference_labels
+from hf_spatial.seld.metrics import evaluate_csv_folders
 from hf_spatial.tasks.scoring import wilson_interval
 from hf_spatial.training.common import dataset_labels
 from hf_spatial.training.encoder import SeldCollator, SpatialEncoderTrainer
-from hf_spatial.training.seld_targets import TOKEN_RATE_HZ
 from hf_spatial.training.stages import load_config
 
 
@@ -97,7 +96,7 @@ def evaluate_encoder(model, extractor, test, out: Path) -> dict[str, dict]:
     for begin in range(0, len(test), 16):
         rows = [test[i] for i in range(begin, min(begin + 16, len(test)))]
         scenes = [SceneSpec.from_json(row["scene"]) for row in rows]
-        features = extractor.extract_spatial([read_foa(row["audio"]) for row in rows], 24000, return_tensors="pt")
+        features = extractor.extract_spatial([read_foa(row["audio"]) for row in rows], SAMPLE_RATE, return_tensors="pt")
         with torch.inference_mode():
             outputs = model.get_spatial_outputs(features["spatial_features"], features["spatial_attention_mask"])
         for name, estimates in encoder_directions(outputs, scenes).items():

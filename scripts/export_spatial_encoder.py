@@ -17,8 +17,8 @@ from pathlib import Path
 from transformers import AutoModelForMultimodalLM, AutoProcessor
 
 import hf_spatial  # noqa: F401  (registers the Auto classes)
-from hf_spatial.hub import STAGES_FILE
 from hf_spatial.models.spatial_encoders import save_spatial_encoder
+from hf_spatial.training.records import STAGES_FILE
 
 
 def card(model, model_dir: Path, bench: Path | None) -> str:
