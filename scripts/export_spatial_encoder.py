@@ -20,26 +20,35 @@ import hf_spatial  # noqa: F401  (registers the Auto classes)
 from hf_spatial.models.spatial_encoders import save_spatial_encoder
 from hf_spatial.training.records import STAGES_FILE
 
+RECIPE = "hf_spatial/training/configs/pretrain_encoder.yaml"
 
-def card(model, model_dir: Path, bench: Path | None) -> str:
+
+def card(model, model_dir: Path, bench: Path | None, initialised_from: str | None = None) -> str:
     history = json.loads((model_dir / STAGES_FILE).read_text(encoding="utf-8"))
     stage = history["stages"][-1]
-    datasets = []
+    generations = []
     for folder in stage["datasets"]:
         for split in ("train", "test"):
             record = Path(folder) / "generation" / f"{split}.json"
             if record.is_file():
-                datasets.append(json.loads(record.read_text(encoding="utf-8"))["command"])
+                generations.append(json.loads(record.read_text(encoding="utf-8")))
+    sources = sorted({generation["parameters"]["sources"] for generation in generations})
     encoder = model.model.spatial_encoder
     parameters = sum(p.numel() for p in encoder.parameters())
     config = {key: value for key, value in stage["config"].items() if key not in ("output_dir", "dataset_dir")}
+    start = config.get("spatial_encoder_name_or_path")
+    train = [
+        "hf-spatial train --stage encoder --config " + RECIPE + " \\",
+        "        --dataset_dir runs/scenes --output_dir runs/pretrain_encoder"
+        + (" --spatial_encoder_name_or_path START" if start else ""),
+    ]
     lines = [
         "# Pretrained spatial encoder (hf-spatial)",
         "",
         "The spatial encoder of SpatialQwenAudio (CNN over the FOA spatial features, Conformer blocks, dense 25 Hz "
         f"map, slot and ACCDOA heads): {parameters:,} parameters. "
         f"Classes: {', '.join(model.config.spatial_class_names)} "
-        "(the procedural sound bank's). Load it into any SpatialQwenAudio with "
+        f"(those of its training sources, `{', '.join(sources)}`). Load it into any SpatialQwenAudio with "
         "`build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path='shipped')`, "
         "`build_pretrained_spatial_qwen_audio(...)` (the default) or `load_spatial_encoder(model, 'shipped')`; a model "
         "with other classes gets the rows of the classes they share and trains the rest in its encoder stage.",
@@ -53,16 +62,18 @@ def card(model, model_dir: Path, bench: Path | None) -> str:
         json.dumps(config, indent=2),
         "```",
         "",
-        "Data (procedural sources, hybrid renderer, RT60 0.2-1.2 s, diffuse noise in half the scenes):",
+        *([f"Initialised from: {initialised_from}", ""] if initialised_from else []),
+        "Data (hybrid renderer, RT60 0.2-1.2 s, diffuse noise in half the scenes), as `hf-spatial simulate` "
+        "recorded it:",
         "",
-        *[f"    {command}" for command in datasets],
+        *[f"    {generation['command']}" for generation in generations],
         "",
-        "Reproduce (same seed, same bytes on the same software):",
+        "Reproduce (same seed, same bytes on the same software"
+        + ("; START: the encoder it was initialised from" if start else "")
+        + "):",
         "",
-        "    hf-spatial simulate --out runs/scenes --num-scenes 3000 --seed 0 --split train --workers 2",
-        "    hf-spatial simulate --out runs/scenes --num-scenes 200 --seed 1 --split test --workers 2",
-        "    hf-spatial train --stage encoder --config hf_spatial/training/configs/pretrain_encoder.yaml \\",
-        "        --dataset_dir runs/scenes --output_dir runs/pretrain_encoder",
+        *[f"    {generation['command'].replace('--out OUT', '--out runs/scenes')}" for generation in generations],
+        *[f"    {line}" for line in train],
         "    python scripts/export_spatial_encoder.py --model runs/pretrain_encoder --out OUT",
         "    python scripts/bench_encoder.py --scenes runs/scenes --encoder OUT --minutes 10",
     ]
@@ -88,12 +99,15 @@ def main() -> None:
     parser.add_argument(
         "--bench", default=None, help="bench_encoder.py's output folder (its table.md) for this encoder"
     )
+    parser.add_argument(
+        "--initialised-from", default=None, help="for the card: the encoder the stage started from, and where to get it"
+    )
     args = parser.parse_args()
     model_dir = Path(args.model)
     model = AutoModelForMultimodalLM.from_pretrained(model_dir)
     extractor = AutoProcessor.from_pretrained(model_dir).feature_extractor
     bench = Path(args.bench) if args.bench else None
-    save_spatial_encoder(model, extractor, args.out, card(model, model_dir, bench))
+    save_spatial_encoder(model, extractor, args.out, card(model, model_dir, bench, args.initialised_from))
     print(f"wrote {args.out}")
 
 

@@ -22,9 +22,9 @@ STAGE_SHARES = {"encoder": 0.10, "align": 0.04, "perception": 0.26, "sft": 0.52,
 REFERENCE_PROBE_SECONDS = 0.35  # `probe_seconds()`
 SIMULATION_SECONDS_PER_SCENE = 0.075  # training scenes, their questions and the benchmark, with 2 workers
 EMBEDDING_SECONDS_PER_SCENE = 0.075  # keying and embedding a training scene's clip (the first language stage)
-EVALUATION_SECONDS_PER_ITEM = 0.15  # a headline item: the model in 4 conditions and after SFT in 2, the cascade,
+EVALUATION_SECONDS_PER_ITEM = 0.24  # a headline item: the model in 4 conditions and after SFT in 2, the cascade,
 # the encoder's metrics, the baselines
-WHOLE_BENCHMARK_SECONDS_PER_ITEM = 0.04  # an item of the all-task benchmark: the model in 4 conditions
+WHOLE_BENCHMARK_SECONDS_PER_ITEM = 0.05  # an item of the all-task benchmark: the model in 4 conditions
 STAGE_OVERHEAD_SECONDS = 20.0  # per stage: loading, making its rows, saving (outside its training budget)
 FIXED_SECONDS = 30.0  # imports, the probe, the report
 MAX_STEPS = 1_000_000  # the stages' step cap when their wall-clock budget decides
@@ -53,15 +53,15 @@ class DemoPlan:
     @classmethod
     def for_minutes(cls, minutes: float, slowdown: float = 1.0, fine_tune_encoder: bool = False) -> DemoPlan:
         """Sizes for a run of `minutes` on a machine `slowdown` times slower than the reference: about a sixth of
-        the time for the data, an eighth for evaluation (most of it on the headline tasks), the rest for training."""
+        the time for the data, a sixth for evaluation (most of it on the headline tasks), the rest for training."""
         if minutes < 2:
             raise ValueError(f"--minutes must be at least 2 (or use --smallest), got {minutes}.")
         seconds = 60.0 * minutes - FIXED_SECONDS
         per_scene = (SIMULATION_SECONDS_PER_SCENE + EMBEDDING_SECONDS_PER_SCENE) * slowdown
         return cls(
             train_scenes=max(16, int(0.15 * seconds / per_scene)),
-            benchmark_items=max(24, int(0.10 * seconds / (EVALUATION_SECONDS_PER_ITEM * slowdown))),
-            whole_benchmark_items=max(36, int(0.02 * seconds / (WHOLE_BENCHMARK_SECONDS_PER_ITEM * slowdown))),
+            benchmark_items=max(24, int(0.14 * seconds / (EVALUATION_SECONDS_PER_ITEM * slowdown))),
+            whole_benchmark_items=max(36, int(0.025 * seconds / (WHOLE_BENCHMARK_SECONDS_PER_ITEM * slowdown))),
             duration=5.0,
             encoder_steps=MAX_STEPS,
             align_steps=MAX_STEPS,
