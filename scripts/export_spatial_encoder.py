@@ -63,12 +63,8 @@ def card(model, model_dir: Path, bench: Path | None, initialised_from: str | Non
         "```",
         "",
         *([f"Initialised from: {initialised_from}", ""] if initialised_from else []),
-        "Data (hybrid renderer, RT60 0.2-1.2 s, diffuse noise in half the scenes), as `hf-spatial simulate` "
-        "recorded it:",
-        "",
-        *[f"    {generation['command']}" for generation in generations],
-        "",
-        "Reproduce (same seed, same bytes on the same software"
+        "Data (hybrid renderer, RT60 0.2-1.2 s, diffuse noise in half the scenes, the commands `hf-spatial "
+        "simulate` recorded) and training; to reproduce (same seed, same bytes on the same software"
         + ("; START: the encoder it was initialised from" if start else "")
         + "):",
         "",
