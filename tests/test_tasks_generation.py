@@ -49,6 +49,21 @@ def test_rows_follow_the_contract_and_are_deterministic():
         assert item["answer_text"].lower() not in item["question"].lower()  # no leakage of the answer
 
 
+def test_more_questions_per_task_ask_about_other_sources_and_keep_the_first():
+    one = generate_questions(SCENE, seed=5)
+    three = generate_questions(SCENE, seed=5, questions_per_task=3)
+    assert [item for item in three if item["sample_id"] in {i["sample_id"] for i in one}] == one
+    sectors = [item for item in three if item["task"] == "l1_direction_sector"]
+    # One question per source of the three-source scene, each with its right answer.
+    assert len(sectors) == 3 and len({item["params"] for item in sectors}) == 3
+    assert {item["answer_text"] for item in sectors} == {"to your left", "to your right", "in front of you"}
+    assert len({item["sample_id"] for item in three}) == len(three)
+    single = make_scene([("dogAnimal", 80, 5, 2.0, 0.2)], rt60=0.5)
+    assert len([i for i in generate_questions(single, 5, ["l1_direction_sector"], questions_per_task=3)]) == 1
+    with pytest.raises(ValueError, match="questions_per_task must be at least 1"):
+        generate_questions(SCENE, seed=5, questions_per_task=0)
+
+
 def gold(task, scene=SCENE, seeds=range(40)):
     return {(item["question"], item["answer_text"]) for item in items_for(scene, task, seeds)}
 

@@ -129,6 +129,20 @@ def test_questions_cli_writes_a_loadable_qa_dataset(tmp_path):
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
 
+def test_questions_per_task_adds_questions_to_the_same_scenes(tmp_path):
+    from datasets import load_dataset
+
+    write_simulated_dataset(tmp_path / "sim")
+    base = ["questions", "--dataset", str(tmp_path / "sim"), "--tasks", "l1_direction_sector", "--no-balance"]
+    run_cli(*base, "--out", str(tmp_path / "one"))
+    run_cli(*base, "--out", str(tmp_path / "three"), "--questions-per-task", "3")
+    one, three = (load_dataset(str(tmp_path / name), split="train") for name in ("one", "three"))
+    assert len(three) > len(one) and set(one["sample_id"]) < set(three["sample_id"])
+    assert set(three["scene_id"]) == set(one["scene_id"])
+    bad = run_cli(*base, "--out", str(tmp_path / "bad"), "--questions-per-task", "0", check=False)
+    assert bad.returncode == 2 and "--questions-per-task must be at least 1" in bad.stderr
+
+
 def test_questions_cli_rejects_unknown_tasks(tmp_path):
     write_simulated_dataset(tmp_path / "sim", num_scenes=1)
     result = run_cli(

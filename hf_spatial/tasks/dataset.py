@@ -78,11 +78,13 @@ def build_question_dataset(
     seed: int = 0,
     tasks: Sequence[str] | None = None,
     max_per_scene: int | None = None,
+    questions_per_task: int = 1,
     balance: bool = True,
     rows_per_shard: int = 2000,
     overwrite: bool = False,
 ) -> dict[str, int]:
-    """Write the QA dataset; returns the number of questions per split."""
+    """Write the QA dataset; returns the number of questions per split (`questions_per_task`: see
+    `generate_questions`)."""
     from tqdm.auto import tqdm
 
     from hf_spatial.acoustics.scene import SceneSpec
@@ -94,6 +96,8 @@ def build_question_dataset(
         raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite or choose another --out.")
     if max_per_scene is not None and max_per_scene < 1:
         raise ValueError(f"--max-per-scene must be at least 1, got {max_per_scene}.")
+    if questions_per_task < 1:
+        raise ValueError(f"--questions-per-task must be at least 1, got {questions_per_task}.")
     if rows_per_shard < 1:
         raise ValueError(f"--rows-per-shard must be at least 1, got {rows_per_shard}.")
     task_list = resolve_tasks(tasks)
@@ -108,7 +112,8 @@ def build_question_dataset(
     for name, split in splits.items():
         items = []
         for row_index, scene in enumerate(tqdm(scenes[name], desc=f"questions {name}", unit="scene")):
-            scene_items = generate_questions(scene, seed, task_list, vocabulary=vocabulary, priors=priors)
+            scene_items = generate_questions(scene, seed, task_list, vocabulary=vocabulary, priors=priors,
+                                             questions_per_task=questions_per_task)  # fmt: skip
             if max_per_scene is not None and len(scene_items) > max_per_scene:
                 rng = np.random.default_rng([seed, row_index])
                 keep = sorted(rng.choice(len(scene_items), size=max_per_scene, replace=False).tolist())
@@ -197,6 +202,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of question templates and option order")
     parser.add_argument("--tasks", nargs="+", default=None, help="task names or levels l1/l2/l3 (default: all)")
     parser.add_argument("--max-per-scene", type=int, default=None, help="keep at most N questions per scene")
+    parser.add_argument(
+        "--questions-per-task",
+        type=int,
+        default=1,
+        help="per scene and task, up to N questions about different sources/pairs (more training data per scene)",
+    )
     parser.add_argument("--no-balance", action="store_true", help="keep every question (no answer balancing)")
     parser.add_argument("--rows-per-shard", type=int, default=2000)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -210,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         tasks=args.tasks,
         max_per_scene=args.max_per_scene,
+        questions_per_task=args.questions_per_task,
         balance=not args.no_balance,
         rows_per_shard=args.rows_per_shard,
         overwrite=args.overwrite,

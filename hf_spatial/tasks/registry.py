@@ -53,6 +53,7 @@ class TaskSpec:
 
 
 TASKS: dict[str, TaskSpec] = {}
+DRAWS_PER_QUESTION = 4  # `generate_questions`: draws tried per question asked for, before it settles for fewer
 # The benchmark's three levels (the paper's audio scene analysis hierarchy).
 LEVEL_NAMES = {1: "atomic perception", 2: "relational integration", 3: "cognitive reasoning"}
 
@@ -105,21 +106,26 @@ def resolve_tasks(tasks: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def task_rng(seed: int, scene_id: str, task: str) -> np.random.Generator:
-    """A generator that depends only on (seed, scene, task): adding a task never changes another's items."""
-    digest = hashlib.sha256(f"{seed}\x00{scene_id}\x00{task}".encode()).digest()
+def task_rng(seed: int, scene_id: str, task: str, draw: int = 0) -> np.random.Generator:
+    """A generator that depends only on (seed, scene, task, draw): adding a task never changes another's items,
+    and asking for more questions per task never changes the first ones."""
+    key = f"{seed}\x00{scene_id}\x00{task}" + (f"\x00{draw}" if draw else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def finalize(draft: Draft, scene: SceneSpec, task: TaskSpec, rng: np.random.Generator) -> dict[str, Any]:
-    """Shuffle a draft's options with `rng` and build the QA row of the contract."""
+def finalize(
+    draft: Draft, scene: SceneSpec, task: TaskSpec, rng: np.random.Generator, index: int = 0
+) -> dict[str, Any]:
+    """Shuffle a draft's options with `rng` and build the QA row of the contract (`index`: the question's number
+    among its task's questions about the scene; the first keeps the plain `scene-task` sample id)."""
     if len(draft.options) != NUM_OPTIONS or len(set(draft.options)) != NUM_OPTIONS:
         raise RuntimeError(f"Task {task.name} produced options that are not four distinct texts: {draft.options}")
     order = rng.permutation(NUM_OPTIONS)
     options = [draft.options[i] for i in order]
     gold_letter = LETTERS[int(np.flatnonzero(order == 0)[0])]
     return {
-        "sample_id": f"{scene.scene_id}-{task.name}",
+        "sample_id": f"{scene.scene_id}-{task.name}" + (f"-{index}" if index else ""),
         "scene_id": scene.scene_id,
         "question": draft.question,
         **{f"option_{letter.lower()}": text for letter, text in zip(LETTERS, options, strict=True)},
@@ -140,8 +146,12 @@ def generate_questions(
     *,
     vocabulary: Sequence[str] | Mapping[str, float] | None = None,
     priors: Mapping[str, np.ndarray] | None = None,
+    questions_per_task: int = 1,
 ) -> list[dict[str, Any]]:
-    """All well-posed questions about `scene` for the given tasks (default: every registered task).
+    """Well-posed questions about `scene` for the given tasks (default: every registered task): per task, up to
+    `questions_per_task` about different things (sources, pairs, turns: different `params`), fewer when the scene
+    has fewer (a one-source scene has one sector question). More than one multiplies the training questions a
+    simulated scene yields, at no simulation cost.
 
     `vocabulary` gives the labels used as absent-class distractors, ideally with the frequencies at which
     labels occur in the dataset (`vocabulary.label_frequencies`), so that no label is a likelier answer from
@@ -149,12 +159,23 @@ def generate_questions(
     dataset's scenes) makes numeric distractors quartiles of each quantity's distribution, so no value is a
     likelier answer from text alone. Same scene, seed, vocabulary and priors give the same items.
     """
+    if questions_per_task < 1:
+        raise ValueError(f"questions_per_task must be at least 1, got {questions_per_task}.")
     context = SceneContext(scene, as_weights(vocabulary), dict(priors or {}))
     items = []
     for name in resolve_tasks(tasks):
         spec = TASKS[name]
-        rng = task_rng(seed, scene.scene_id, name)
-        draft = spec.generate(context, rng)
-        if draft is not None:
-            items.append(finalize(draft, scene, spec, rng))
+        asked: set[str] = set()
+        # Generators pick what to ask at random: a few more draws than questions find the scene's other subjects.
+        for draw in range(DRAWS_PER_QUESTION * questions_per_task):
+            if len(asked) == questions_per_task:
+                break
+            rng = task_rng(seed, scene.scene_id, name, draw)
+            draft = spec.generate(context, rng)
+            if draft is None:
+                break  # ill-posed for the scene (or this draw): stop, so that one question per task is the first draw
+            subject = json.dumps(draft.params, sort_keys=True)
+            if subject not in asked:
+                items.append(finalize(draft, scene, spec, rng, index=len(asked)))
+                asked.add(subject)
     return items
