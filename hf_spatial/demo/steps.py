@@ -25,6 +25,7 @@ from hf_spatial.demo.settings import (
     MODEL_RECORD,
     PERCEPTION_TASKS,
     SOURCES_CHOICES,
+    TRAIN_QUESTIONS_PER_TASK,
     DemoPaths,
 )
 from hf_spatial.evaluation import EVAL_RESULTS_FILE
@@ -240,9 +241,15 @@ def demo_steps(
         ),
         Step(
             "questions",
-            f"training questions for the tasks {', '.join(DEMO_TASKS)}",
+            f"training questions for the tasks {', '.join(DEMO_TASKS)} (up to {TRAIN_QUESTIONS_PER_TASK} per task "
+            "and scene)",
             lambda: build_question_dataset(
-                paths.scenes, paths.questions, seed=plan.seed, tasks=DEMO_TASKS, overwrite=True
+                paths.scenes,
+                paths.questions,
+                seed=plan.seed,
+                tasks=DEMO_TASKS,
+                questions_per_task=TRAIN_QUESTIONS_PER_TASK,
+                overwrite=True,
             ),
             lambda: (paths.questions / "README.md").is_file(),
         ),
