@@ -10,6 +10,8 @@ import pytest
 
 from hf_spatial import demo
 from hf_spatial.demo.plan import STAGE_OVERHEAD_SECONDS
+from hf_spatial.demo.steps import training_stage
+from hf_spatial.training.stages import load_config
 from tests.conftest import run_cli
 
 
@@ -129,6 +131,16 @@ def test_the_encoder_stage_runs_first_only_when_the_demo_fine_tunes_the_encoder(
             assert config["model_name_or_path"] == str(paths.stage(previous))
         steps = [step.name for step in demo.demo_steps(plan, "procedural", paths, workers=1)]
         assert [name for name in steps if name in demo.DEMO_STAGES] == list(stages)
+
+
+def test_stage_configs_are_real_options_and_grpo_asks_as_sft_taught(tmp_path):
+    paths, plan = demo.DemoPaths(tmp_path), demo.DemoPlan.for_minutes(13)
+    for stage in demo.demo_stages(plan):
+        config = demo.stage_config(stage, plan, paths, seconds=60.0)
+        parsed = load_config(training_stage(stage), config)  # every key is a real option of the stage
+        assert parsed.max_train_seconds == 60.0 and parsed.max_steps == config["max_steps"], stage
+    sft, grpo = (demo.stage_config(stage, plan, paths, seconds=60.0) for stage in ("sft", "grpo"))
+    assert sft["answer_format"] == grpo["answer_format"] == "text"  # GRPO samples what SFT taught the model
 
 
 def test_plan_scales_with_minutes_and_machine_speed_and_auto_sources_fall_back(monkeypatch):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
+import time
 
 import numpy as np
 import pytest
 import torch
 import trl
+from transformers import TrainerControl, TrainerState, TrainingArguments, get_constant_schedule_with_warmup
 
 from hf_spatial.data.folders import load_folder
 from hf_spatial.training.audio_grpo import SUPPORTED_TRL_VERSION, AudioGRPOTrainer, check_trl_version
+from hf_spatial.training.budget import TimeBudgetCallback
 from hf_spatial.training.chat_data import grpo_row, sft_row, wants_reasoning
 from hf_spatial.training.common import dataset_labels
 from hf_spatial.training.grpo import SpatialGRPOConfig
@@ -196,8 +200,7 @@ def test_question_stages_train_on_the_tasks_asked_for(questions_dir):
 
 def test_sft_rows_answer_with_the_letter_or_the_option_text():
     from hf_spatial.tasks.parsing import parse_answer
-    from hf_spatial.tasks.prompting import ANSWER_INSTRUCTION, TEXT_ANSWER_INSTRUCTION
-    from hf_spatial.training.chat_data import sft_row
+    from hf_spatial.tasks.prompting import ANSWER_INSTRUCTION, REASONING_INSTRUCTION, TEXT_ANSWER_INSTRUCTION
 
     item = {"sample_id": "s-l1_direction_sector", "question": "Where is the bell relative to you?",
             "option_a": "to your left", "option_b": "behind you", "option_c": "in front of you",
@@ -208,6 +211,13 @@ def test_sft_rows_answer_with_the_letter_or_the_option_text():
     assert parse_answer(text["completion"], item) == "B"
     with pytest.raises(ValueError, match="answer_format"):
         sft_row(item, 0.0, answer_format="json")
+    # GRPO asks as the SFT stage taught, or for reasoning in the format reward's form.
+    prompt = {fmt: grpo_row(item, fmt)["prompt"][0]["content"][1]["text"] for fmt in ("reasoning", "letter", "text")}
+    assert REASONING_INSTRUCTION in prompt["reasoning"]
+    assert TEXT_ANSWER_INSTRUCTION in prompt["text"] and ANSWER_INSTRUCTION in prompt["letter"]
+    assert REASONING_INSTRUCTION not in prompt["text"] and grpo_row(item) == grpo_row(item, "reasoning")
+    with pytest.raises(ValueError, match="answer_format"):
+        grpo_row(item, "json")
 
 
 def test_sft_rows_mask_the_prompt_and_answer_in_both_formats(questions_dir):
@@ -335,12 +345,13 @@ def test_grpo_log_probs_depend_on_the_spatial_features(grpo_setup):
 
 def test_spatial_grpo_rewards_come_from_the_question_metadata(encoder_dir, questions_dir, tmp_path, monkeypatch):
     from hf_spatial.tasks import rewards
+    from hf_spatial.tasks.prompting import TEXT_ANSWER_INSTRUCTION
 
     seen = {}
     original = rewards.accuracy_reward
 
     def recording_accuracy(prompts, completions, **kwargs):
-        seen.update(kwargs)
+        seen.update(kwargs, prompts=prompts)
         return original(prompts, completions, **kwargs)
 
     recording_accuracy.__name__ = "accuracy_reward"
@@ -361,10 +372,13 @@ def test_spatial_grpo_rewards_come_from_the_question_metadata(encoder_dir, quest
             "4",
             "--max_completion_length",
             "8",
+            "--answer_format",
+            "text",
             "--report_to",
             "none",
         ],
     )
+    assert all(TEXT_ANSWER_INSTRUCTION in str(prompt) for prompt in seen["prompts"])  # asked as SFT taught
     items = {item["sample_id"]: item for item in load_folder(questions_dir, "train").select(range(4))}
     assert set(seen["sample_id"]) <= set(items)
     for sample_id, letter, evidence in zip(seen["sample_id"], seen["answer_letter"], seen["evidence"], strict=True):
@@ -413,3 +427,30 @@ def test_a_stage_publishes_its_output_when_asked(scenes_dir, tmp_path, monkeypat
          "--eval_split", "none", "--publish_repo_id", "alice/spatial-encoder"],
     )  # fmt: skip
     assert pushed == [(out, "alice/spatial-encoder")]
+
+
+def test_a_time_budget_decays_the_learning_rate_to_zero_at_its_deadline():
+    def scheduler():
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return optimizer, get_constant_schedule_with_warmup(optimizer, num_warmup_steps=2)
+
+    args, state, control = TrainingArguments(output_dir="unused", report_to=[]), TrainerState(), TrainerControl()
+    budget = TimeBudgetCallback(100.0, decay_lr=True)
+    optimizer, schedule = scheduler()
+    budget.on_train_begin(args, state, control, lr_scheduler=schedule)
+    rates = []
+    for spent in (0.0, 25.0, 50.0, 100.0, 150.0):
+        budget.spent_seconds, budget._started = spent, time.monotonic()
+        schedule.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    # warm-up (step 1 of 2) times the clock, then the constant rate times the share of the budget left
+    assert rates == pytest.approx([0.05, 0.075, 0.05, 0.0, 0.0], abs=1e-4)
+    torch.save(schedule.state_dict(), io.BytesIO())  # checkpoints hold no clock
+    assert budget.state()["args"] == {"seconds": 100.0, "decay_lr": True}  # a resumed run decays too
+    plain = TimeBudgetCallback(100.0)
+    optimizer, schedule = scheduler()
+    plain.on_train_begin(args, state, control, lr_scheduler=schedule)
+    schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)  # without decay_lr the schedule is untouched
+    with pytest.raises(ValueError, match="LambdaLR"):
+        budget.on_train_begin(args, state, control, lr_scheduler=torch.optim.lr_scheduler.StepLR(optimizer, 1))

@@ -21,10 +21,6 @@ DEMO_TASKS = (
 # 45-56% on it (mono 28%) and carried over to the mix.
 PERCEPTION_TASKS = ("l1_direction_sector",)
 
-# Training questions per task and scene, each about a different source or pair (`generate_questions`): a
-# three-source scene teaches three directions for one simulation and one pass of the frozen encoders.
-TRAIN_QUESTIONS_PER_TASK = 3
-
 # The demo's curriculum, each stage starting from the previous one's model (`perception` is an `sft` run on
 # PERCEPTION_TASKS before the `sft` run on all of DEMO_TASKS). The encoder stage runs only with `--fine-tune-encoder`:
 # by default the shipped spatial encoder, pretrained on the demo's sound classes, stays frozen (`demo_stages`).

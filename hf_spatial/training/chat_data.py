@@ -14,6 +14,7 @@ from hf_spatial.tasks import describe_scene, format_prompt
 from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, REASONING_INSTRUCTION, answer_completion
 
 ANSWER_FORMATS = tuple(ANSWER_INSTRUCTIONS)
+GRPO_ANSWER_FORMATS = ("reasoning", *ANSWER_FORMATS)
 
 CAPTION_INSTRUCTION = "Describe the sound scene: what you hear, where each sound is, how far away, and the room."
 
@@ -52,6 +53,11 @@ def sft_row(item: dict[str, Any], reasoning_fraction: float, answer_format: str 
     }
 
 
-def grpo_row(item: dict[str, Any]) -> dict[str, Any]:
-    """GRPO row: the question asking for reasoning in the rewarded format (QA columns stay for the rewards)."""
-    return {"prompt": user_turn(format_prompt(item, REASONING_INSTRUCTION))}
+def grpo_row(item: dict[str, Any], answer_format: str = "reasoning") -> dict[str, Any]:
+    """GRPO row: the question asking for `reasoning` in the rewarded format, or for the answer as the SFT stage
+    taught it (`letter`, `text`); the QA columns stay for the rewards."""
+    if answer_format == "reasoning":
+        return {"prompt": user_turn(format_prompt(item, REASONING_INSTRUCTION))}
+    if answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"answer_format must be one of {GRPO_ANSWER_FORMATS}, got {answer_format!r}.")
+    return {"prompt": user_turn(format_prompt(item, ANSWER_INSTRUCTIONS[answer_format]))}

@@ -46,6 +46,14 @@ class StageDataArguments:
             "whichever comes first). A resumed run gets only the time left."
         },
     )
+    decay_lr_by_time: bool = field(
+        default=False,
+        metadata={
+            "help": "With max_train_seconds: also scale the learning rate linearly down to zero at the deadline (on "
+            "top of lr_scheduler_type, whose steps cannot know when the clock stops the run): the budgeted-training "
+            "schedule of Li et al. 2020, where a constant rate ends a run on noisy weights."
+        },
+    )
     publish_repo_id: str | None = field(
         default=None,
         metadata={
@@ -69,7 +77,9 @@ def stage_callbacks(args: StageDataArguments, callbacks: list | None) -> list:
     """The caller's callbacks plus the time budget's, when the config sets `max_train_seconds`."""
     callbacks = list(callbacks or [])
     if args.max_train_seconds is not None:
-        callbacks.append(TimeBudgetCallback(args.max_train_seconds))
+        callbacks.append(TimeBudgetCallback(args.max_train_seconds, decay_lr=args.decay_lr_by_time))
+    elif args.decay_lr_by_time:
+        raise ValueError("decay_lr_by_time needs max_train_seconds (the deadline the learning rate decays to).")
     return callbacks
 
 

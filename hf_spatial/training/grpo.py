@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from hf_spatial.tasks import rewards
 from hf_spatial.training.audio_grpo import AudioGRPOConfig, AudioGRPOTrainer
+from hf_spatial.training.chat_data import GRPO_ANSWER_FORMATS
 from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments
 from hf_spatial.training.lora import LoraArguments, lora_or_full_finetune
 
@@ -20,6 +21,19 @@ class SpatialGRPOConfig(LoraArguments, QuestionTaskArguments, StageDataArguments
         default_factory=lambda: [1.0, 0.2, 0.3],
         metadata={"help": "Weights of the accuracy, format and evidence rewards, in that order."},
     )
+    answer_format: str = field(
+        default="reasoning",
+        metadata={
+            "help": "What the prompts ask for: `reasoning` (<think>..</think><answer>X</answer>, the format reward's "
+            "form), or the answer as the SFT stage taught it, `letter` or `text` (the option's words). A model "
+            "asked in a form it never learned samples nothing the rewards can score."
+        },
+    )
+
+    def __post_init__(self):
+        if self.answer_format not in GRPO_ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {GRPO_ANSWER_FORMATS}, got {self.answer_format!r}.")
+        super().__post_init__()
 
 
 class SpatialGRPOTrainer(AudioGRPOTrainer):

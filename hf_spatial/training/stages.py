@@ -315,7 +315,10 @@ def run_grpo(args, callbacks: list | None = None) -> Path:
     from hf_spatial.training.chat_data import grpo_row
     from hf_spatial.training.grpo import SpatialGRPOTrainer
 
-    return _run_language_stage(args, "grpo", grpo_row, SpatialGRPOTrainer, callbacks, args.tasks)
+    def to_row(row):
+        return grpo_row(row, args.answer_format)
+
+    return _run_language_stage(args, "grpo", to_row, SpatialGRPOTrainer, callbacks, args.tasks)
 
 
 def _run_language_stage(
