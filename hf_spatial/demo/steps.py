@@ -87,8 +87,8 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | 
         disable_tqdm=False,
     )
     if seconds is not None:
-        # The step count is unknown in advance: a constant learning rate after warm-up, stopped by the clock (decaying
-        # it with the clock, `decay_lr_by_time`, scored lower: the tiny model is short of steps, not of settling).
+        # The step count is unknown in advance: a constant learning rate after warm-up, stopped by the clock
+        # (`decay_lr_by_time` scored lower in a paired run: the tiny model is short of steps, not of settling).
         config.update(max_train_seconds=round(seconds, 1), lr_scheduler_type="constant_with_warmup")
     if stage != "encoder":
         # After the encoder stage both audio encoders are frozen: their outputs are computed once per clip.
@@ -248,11 +248,7 @@ def demo_steps(
             "questions",
             f"training questions for the tasks {', '.join(DEMO_TASKS)}",
             lambda: build_question_dataset(
-                paths.scenes,
-                paths.questions,
-                seed=plan.seed,
-                tasks=DEMO_TASKS,
-                overwrite=True,
+                paths.scenes, paths.questions, seed=plan.seed, tasks=DEMO_TASKS, overwrite=True
             ),
             lambda: (paths.questions / "README.md").is_file(),
         ),

@@ -53,9 +53,9 @@ class TaskSpec:
 
 
 TASKS: dict[str, TaskSpec] = {}
-DRAWS_PER_QUESTION = 4  # `generate_questions`: draws tried per question asked for, before it settles for fewer
 # The benchmark's three levels (the paper's audio scene analysis hierarchy).
 LEVEL_NAMES = {1: "atomic perception", 2: "relational integration", 3: "cognitive reasoning"}
+DRAWS_PER_QUESTION = 4  # `generate_questions`: draws tried per question asked for, before it settles for fewer
 
 
 def register_task(
