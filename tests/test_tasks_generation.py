@@ -59,7 +59,7 @@ def test_more_questions_per_task_ask_about_other_sources_and_keep_the_first():
     assert {item["answer_text"] for item in sectors} == {"to your left", "to your right", "in front of you"}
     assert len({item["sample_id"] for item in three}) == len(three)
     single = make_scene([("dogAnimal", 80, 5, 2.0, 0.2)], rt60=0.5)
-    assert len([i for i in generate_questions(single, 5, ["l1_direction_sector"], questions_per_task=3)]) == 1
+    assert len(generate_questions(single, 5, ["l1_direction_sector"], questions_per_task=3)) == 1
     with pytest.raises(ValueError, match="questions_per_task must be at least 1"):
         generate_questions(SCENE, seed=5, questions_per_task=0)
 

@@ -60,8 +60,8 @@ def push_stage_output(folder: Path, repo_id: str, private: bool) -> str:
     """Publish a finished stage's folder with the installed pusher; returns the repo URL."""
     if _checkpoint_pusher is None:
         raise RuntimeError(
-            f"publish_repo_id={repo_id!r} is set but no Hub publisher is installed: `import hf_spatial.hub` before "
-            "running the stage (the `hf-spatial` command does), or publish the folder afterwards with "
+            f"publish_repo_id={repo_id!r} is set but no Hub publisher is installed: load the `hf_spatial.hub` module "
+            "before running the stage (the `hf-spatial` command does), or publish the folder afterwards with "
             "`hf-spatial publish model`."
         )
     return _checkpoint_pusher(folder, repo_id, private)
