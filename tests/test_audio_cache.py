@@ -45,7 +45,7 @@ def _live_model(seed: int = 0, **kwargs):
     model, processor = build_tiny_spatial_qwen_audio(seed=seed, **kwargs)
     generator = torch.Generator().manual_seed(seed + 1)
     projector = model.model.spatial_projector
-    for layer in (projector.output, projector.direction_output):
+    for layer in (projector.output, projector.direction_output, projector.detections_output):
         layer.weight.data = torch.randn(layer.weight.shape, generator=generator) * 0.3
     return model.float(), processor
 

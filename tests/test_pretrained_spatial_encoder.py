@@ -102,3 +102,24 @@ def test_the_shipped_encoder_is_packaged_and_documented():
     assert model.config.spatial_class_names == config["class_names"]
     outputs = _outputs(model, processor)
     assert torch.isfinite(outputs.token_accdoa).all()
+
+
+def test_the_shipped_encoders_detections_name_a_sound_and_where_it_is():
+    """The slots' per-class detections (`spatial_clip_accdoa`, what the projector reads) of a real scene: the
+    strongest class is the sound played and it points where the sound came from."""
+    from hf_spatial.acoustics.procedural import synthesise
+    from hf_spatial.conventions import SAMPLE_RATE, angular_distance, cartesian_to_spherical, encode_plane_wave
+
+    model, processor = build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path=SHIPPED_SPATIAL_ENCODER,
+                                                     window_seconds=3)  # fmt: skip
+    names = model.config.spatial_class_names
+    for label, azimuth in (("bell", 60.0), ("alarm", -120.0)):
+        signal, _ = synthesise(label, 0, seed=0)
+        clip = encode_plane_wave(np.resize(signal, 3 * SAMPLE_RATE), azimuth_deg=azimuth, elevation_deg=0.0)
+        features = processor.feature_extractor(clip.astype(np.float32), sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        with torch.inference_mode():
+            detections = model.model.encode_audio(**features).spatial_clip_accdoa[0]
+        strongest = int(detections.norm(dim=-1).argmax())
+        assert names[strongest] == label
+        estimated, _, _ = cartesian_to_spherical(detections[strongest].numpy())
+        assert angular_distance(float(estimated), 0.0, azimuth, 0.0) < 20.0

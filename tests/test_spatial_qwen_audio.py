@@ -37,6 +37,7 @@ from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import (
     CACHE_KWARG,
     LANGUAGE_MODEL_LORA_TARGETS,
     SPATIAL_MODULES,
+    clip_accdoa,
 )
 from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio, tiny_qwen2_audio_config_dict
 from tests.conftest import REPO_ROOT
@@ -56,11 +57,12 @@ def chat_text(processor) -> str:
 
 
 def activate_spatial_branch(model, seed: int = 1) -> None:
-    """Give the zero-initialised projector output random weights, as training would, so the branch matters."""
+    """Give the zero-initialised projector outputs random weights, as training would, so the branch matters."""
     generator = torch.Generator().manual_seed(seed)
-    output = model.model.spatial_projector.output
+    projector = model.model.spatial_projector
     with torch.no_grad():
-        output.weight.copy_(torch.randn(output.weight.shape, generator=generator) * 0.5)
+        for output in (projector.output, projector.detections_output):
+            output.weight.copy_(torch.randn(output.weight.shape, generator=generator) * 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +176,20 @@ def test_spatial_encoder_heads(tiny, inputs):
     assert out.slot_activity_logits.shape == (batch, slots, 40)
     assert out.count_logits.shape == (batch, slots + 1) and out.rt60.shape == (batch,)
     assert (out.slot_distance >= 0).all() and (out.rt60 >= 0).all()
+
+
+def test_clip_accdoa_sums_each_class_over_the_slots(tiny, inputs):
+    model, _ = tiny
+    with torch.no_grad():
+        out = model.get_spatial_outputs(inputs["spatial_features"], inputs["spatial_attention_mask"])
+        encoded = model.model.encode_audio(**{k: v for k, v in inputs.items() if "feature" in k or "spatial" in k})
+    presence, classes = torch.sigmoid(out.slot_presence_logits), out.slot_class_logits.softmax(-1)
+    expected = torch.zeros(2, model.config.spatial_num_classes, 3)
+    for clip in range(2):
+        for slot in range(model.config.spatial_num_slots):
+            expected[clip] += presence[clip, slot] * classes[clip, slot, :, None] * out.slot_direction[clip, slot]
+    torch.testing.assert_close(clip_accdoa(out), expected)
+    torch.testing.assert_close(encoded.spatial_clip_accdoa, expected)
 
 
 def test_mono_control_is_independent_of_xyz(tiny, inputs, clips):

@@ -38,11 +38,17 @@ from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import AUD
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: entries hold the slots' detections (`spatial_clip_accdoa`)
 MANIFEST_FILE = "cache.json"
 KEY_COLUMN = "audio_key"  # the column a cached dataset gets: each row's clip key
 # Per-clip tensors (the token axis first where there is one); `audio_token_lengths` is their length.
-_PER_CLIP = ("audio_hidden_states", "spatial_hidden_states", "spatial_pooled_output", "spatial_token_accdoa")
+_PER_CLIP = (
+    "audio_hidden_states",
+    "spatial_hidden_states",
+    "spatial_pooled_output",
+    "spatial_token_accdoa",
+    "spatial_clip_accdoa",
+)
 _TOKEN_AXIS = ("audio_hidden_states", "spatial_hidden_states", "spatial_token_accdoa")
 
 
@@ -143,9 +149,8 @@ class AudioEmbeddingCache:
     """The cached encoder outputs of one model (one fingerprint) under `root`; see the module docstring.
 
     Open it for a model with `AudioEmbeddingCache.for_model(root, model, feature_extractor)`; `update` computes and
-    stores the clips it lacks, `batch(keys)` returns the model inputs (`audio_hidden_states`, `audio_token_lengths`,
-    `spatial_hidden_states`, `spatial_pooled_output`, `spatial_token_accdoa`) of a batch of clips, zero-padded to its
-    longest clip. `root=None` keeps the entries in memory only.
+    stores the clips it lacks, `batch(keys)` returns the model inputs (the fields of `SpatialAudioEncoderOutput`) of
+    a batch of clips, zero-padded to its longest clip. `root=None` keeps the entries in memory only.
     """
 
     def __init__(self, folder: str | os.PathLike | None, fingerprint: str):

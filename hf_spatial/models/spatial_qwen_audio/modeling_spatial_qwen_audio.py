@@ -115,6 +115,9 @@ class SpatialAudioEncoderOutput(ModelOutput):
     spatial_hidden_states (`(batch, N, spatial_hidden_size)`): the spatial encoder's dense map.
     spatial_pooled_output (`(batch, spatial_hidden_size)`): its masked mean.
     spatial_token_accdoa (`(batch, N, num_classes, 3)`): its per-token ACCDOA map.
+    spatial_clip_accdoa (`(batch, num_classes, 3)`): the slots' detections as one ACCDOA vector per class and clip:
+        the sum over slots of presence probability x class probability x direction (norm: how surely the class is
+        present; `clip_accdoa`).
     """
 
     audio_hidden_states: torch.Tensor | None = None
@@ -122,6 +125,7 @@ class SpatialAudioEncoderOutput(ModelOutput):
     spatial_hidden_states: torch.Tensor | None = None
     spatial_pooled_output: torch.Tensor | None = None
     spatial_token_accdoa: torch.Tensor | None = None
+    spatial_clip_accdoa: torch.Tensor | None = None
 
 
 # Names of the precomputed encoder outputs `forward` accepts (the fields above).
@@ -131,6 +135,7 @@ AUDIO_ENCODER_OUTPUT_KEYS = (
     "spatial_hidden_states",
     "spatial_pooled_output",
     "spatial_token_accdoa",
+    "spatial_clip_accdoa",
 )
 
 
@@ -218,6 +223,13 @@ class _ConformerBlock(nn.Module):
         hidden = hidden + self.dropout(self.conv_out(F.silu(self.conv_out_norm(conv))))
         hidden = hidden + 0.5 * self.ffn_out(hidden)
         return self.final_norm(hidden) * keep
+
+
+def clip_accdoa(spatial: SpatialEncoderOutput) -> torch.Tensor:
+    """The slots' detections as one ACCDOA vector per class `(batch, num_classes, 3)`: the sum over slots of
+    presence probability x class probability x unit direction."""
+    weights = torch.sigmoid(spatial.slot_presence_logits)[..., None] * spatial.slot_class_logits.softmax(-1)
+    return torch.einsum("bsc,bsx->bcx", weights, spatial.slot_direction)
 
 
 class SpatialEncoder(nn.Module):
@@ -380,8 +392,9 @@ class SpatialHybridProjector(nn.Module):
     Experts: direction (per token, from the spatial map and the encoder's ACCDOA map), distance (per token, from
     the spatial map), room and count (per clip, from the pooled spatial embedding, broadcast over tokens), fusion
     (per token, Whisper hidden state + spatial map). Their outputs and the semantic expert's tokens are
-    concatenated, normalised, passed through a bottleneck MLP and a zero-init output layer; a zero-init linear map of
-    the class-summed ACCDOA direction is added beside it; the result is added to the semantic tokens."""
+    concatenated, normalised, passed through a bottleneck MLP and a zero-init output layer; beside it two zero-init
+    linear maps: of the class-summed ACCDOA direction per token, and of the slots' detections (token t: class
+    t mod num_classes, its learned key and its clip-level ACCDOA); the result is added to the semantic tokens."""
 
     def __init__(self, config: SpatialQwenAudioConfig):
         super().__init__()
@@ -404,6 +417,11 @@ class SpatialHybridProjector(nn.Module):
         # bottleneck: through the bottleneck alone a from-scratch language model learned to read the direction of
         # the demo's scenes far more slowly (isolated check: 17% vs 85% sector accuracy after 200 steps).
         self.direction_output = ZeroInitLinear(3, text_size)
+        # What the slots detected, one class per token in turn (token t: class t mod num_classes, its clip-level
+        # ACCDOA and a learned key of the class): the slots' directions are the encoder's best estimates (the
+        # per-token map is noisier), and a question about a named sound can attend to that sound's tokens.
+        self.num_classes = config.spatial_num_classes
+        self.detections_output = ZeroInitLinear(config.spatial_num_classes + 3, text_size)
 
     def forward(
         self,
@@ -412,9 +430,11 @@ class SpatialHybridProjector(nn.Module):
         spatial_map: torch.Tensor,
         spatial_pooled: torch.Tensor,
         spatial_accdoa: torch.Tensor,
+        clip_accdoa: torch.Tensor,
     ) -> torch.Tensor:
         """Return the spatial contribution (batch, tokens, text hidden size) to add to `semantic_tokens`
-        (`spatial_accdoa`: `(batch, tokens, classes, 3)`, the encoder's `token_accdoa`)."""
+        (`spatial_accdoa`: `(batch, tokens, classes, 3)`, the encoder's `token_accdoa`; `clip_accdoa`:
+        `(batch, classes, 3)`, its slots' detections)."""
         num_tokens = semantic_tokens.shape[1]
         spatial_map = spatial_map.to(semantic_tokens.dtype)
         spatial_accdoa = spatial_accdoa.to(semantic_tokens.dtype)
@@ -427,6 +447,15 @@ class SpatialHybridProjector(nn.Module):
             self.fusion_expert(torch.cat([audio_hidden.to(spatial_map.dtype), spatial_map], dim=-1)),
         ]
         direction = self.direction_output(spatial_accdoa.sum(2))
+        classes = torch.arange(num_tokens, device=semantic_tokens.device) % self.num_classes
+        detections = torch.cat(
+            [
+                F.one_hot(classes, self.num_classes).to(semantic_tokens.dtype)[None].expand(len(clip_accdoa), -1, -1),
+                clip_accdoa.to(semantic_tokens.dtype)[:, classes],
+            ],
+            dim=-1,
+        )
+        direction = direction + self.detections_output(detections)
         return self.output(self.bottleneck(self.norm(torch.cat(experts, dim=-1)))) + direction
 
 
@@ -615,6 +644,7 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         output.spatial_hidden_states = spatial.last_hidden_state[:, :max_tokens]
         output.spatial_pooled_output = spatial.pooled_output
         output.spatial_token_accdoa = spatial.token_accdoa[:, :max_tokens]
+        output.spatial_clip_accdoa = clip_accdoa(spatial)
         return output
 
     def project_audio(self, encoded: SpatialAudioEncoderOutput) -> torch.Tensor:
@@ -643,6 +673,7 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
             encoded.spatial_hidden_states[:, :max_tokens],
             encoded.spatial_pooled_output,
             encoded.spatial_token_accdoa[:, :max_tokens],
+            encoded.spatial_clip_accdoa,
         )
         return semantic + delta
 
@@ -671,6 +702,7 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         spatial_hidden_states: torch.Tensor | None = None,
         spatial_pooled_output: torch.Tensor | None = None,
         spatial_token_accdoa: torch.Tensor | None = None,
+        spatial_clip_accdoa: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         cache=None,
         inputs_embeds: torch.Tensor | None = None,
@@ -683,8 +715,9 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         `<|AUDIO|>` token per audio frame (the processor expands them).
 
         Instead of the audio features, the audio encoders' outputs can be given (`audio_hidden_states`,
-        `audio_token_lengths`, `spatial_hidden_states`, `spatial_pooled_output`, `spatial_token_accdoa`: the fields
-        of [`SpatialAudioEncoderOutput`], e.g. from an embedding cache); the encoders are then not run.
+        `audio_token_lengths`, `spatial_hidden_states`, `spatial_pooled_output`, `spatial_token_accdoa`,
+        `spatial_clip_accdoa`: the fields of [`SpatialAudioEncoderOutput`], e.g. from an embedding cache); the
+        encoders are then not run.
 
         `cache` is the key/value cache (`past_key_values` in transformers before 5.2x, whose `generate` passes it
         under that name)."""
@@ -704,6 +737,7 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
                         spatial_hidden_states=spatial_hidden_states,
                         spatial_pooled_output=spatial_pooled_output,
                         spatial_token_accdoa=spatial_token_accdoa,
+                        spatial_clip_accdoa=spatial_clip_accdoa,
                     )
                 elif feature_attention_mask is None:
                     raise ValueError("feature_attention_mask is required with input_features.")
@@ -793,6 +827,7 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
         spatial_hidden_states: torch.Tensor | None = None,
         spatial_pooled_output: torch.Tensor | None = None,
         spatial_token_accdoa: torch.Tensor | None = None,
+        spatial_clip_accdoa: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         cache=None,
         inputs_embeds: torch.Tensor | None = None,
@@ -815,6 +850,7 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
             spatial_hidden_states=spatial_hidden_states,
             spatial_pooled_output=spatial_pooled_output,
             spatial_token_accdoa=spatial_token_accdoa,
+            spatial_clip_accdoa=spatial_clip_accdoa,
             position_ids=position_ids,
             cache=cache,
             inputs_embeds=inputs_embeds,
