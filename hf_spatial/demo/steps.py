@@ -107,8 +107,8 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | 
             # learn the letter look-up in minutes; see the module docstring).
             lora_r=0,
             learning_rate=1e-3,
-            # It fits its training clips far better than held-out ones (the #16 note: 90% vs 60% on sectors);
-            # decay narrowed the gap (paired runs: +17.4 / +19.4 / +20.5 over mono at 0 / 0.1 / 0.3).
+            # The random language model fits its few training clips far better than held-out ones; decay narrows
+            # that gap (paired runs in the #16 note).
             weight_decay=0.3,
             reasoning_fraction=0.0,
             answer_format="text",
