@@ -145,3 +145,20 @@ def test_debian_bank_real_audio(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "")
     again = SourceBank.debian(tmp_path / "cache", ["sound-icons"])
     assert all(c.clip_id in bank for c in again.clips)
+
+
+def test_a_file_the_manifest_lists_under_two_classes_is_one_clip(tmp_path, caplog):
+    # The manifest lists lomiri's "Alarm clock" ringtone as music and as alarm: `debian:all` refused to load.
+    reason = _apt_can_download()
+    if reason:
+        pytest.skip(reason)
+    try:
+        bank = SourceBank.debian(tmp_path / "cache", ["lomiri-sounds"])
+    except ValueError as error:
+        if "apt-get" in str(error):
+            pytest.skip(f"Debian archive unreachable: {error}")
+        raise
+    alarm_clock = [clip for clip in bank.clips if clip.clip_id.endswith("/Alarm clock.ogg")]
+    assert len(alarm_clock) == 1 and alarm_clock[0].label == "music"
+    assert len(bank) == len({clip.clip_id for clip in bank.clips}) == 29
+    assert "kept the first of two labels" in caplog.text and "Alarm clock.ogg (alarm)" in caplog.text

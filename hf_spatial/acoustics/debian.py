@@ -80,10 +80,16 @@ def load_debian_bank(cache_dir: str | Path | None = None, packages: str | Iterab
 
     cache = fetch_debian(cache_dir, packages)
     names = resolve_packages(packages)
-    clips = []
+    clips, seen, relabelled = [], set(), []
     for name in names:
         with (cache / "index" / f"{name}.tsv").open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle, delimiter="\t"):
+                # The manifest lists a few files under two classes (lomiri's "Alarm clock" ringtone: music and
+                # alarm); a clip has one label, so the first listed wins.
+                if row["clip_id"] in seen:
+                    relabelled.append(f"{row['clip_id']} ({row['label']})")
+                    continue
+                seen.add(row["clip_id"])
                 clips.append(
                     Clip(
                         clip_id=row["clip_id"],
@@ -97,6 +103,8 @@ def load_debian_bank(cache_dir: str | Path | None = None, packages: str | Iterab
                         conditioned=True,
                     )
                 )
+    if relabelled:
+        logger.warning("Debian sound bank: kept the first of two labels for %s", ", ".join(relabelled))
     if not clips:
         raise ValueError(f"The Debian packages {names} gave no usable clips in {cache}.")
     return SourceBank(clips, f"debian({','.join(names)})")
