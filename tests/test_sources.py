@@ -45,6 +45,19 @@ def test_procedural_bank_is_deterministic_and_covers_classes():
     assert not np.array_equal(other_seed.audio(clip.clip_id)[:100], bank_a.audio(bank_a.clips[0].clip_id)[:100])
 
 
+def test_procedural_spec_takes_clips_per_class_and_keeps_the_default_clips_where_they_were():
+    default, larger = SourceBank.from_spec("procedural"), SourceBank.from_spec("procedural:12")
+    assert len(default) == 10 * len(default.labels) and len(larger) == 12 * len(larger.labels)
+    # The default bank's clips are the first of the larger one's, with the same audio and split: a larger bank
+    # adds training and test clips without moving a test clip into training.
+    for clip in default.clips:
+        assert larger[clip.clip_id].split == clip.split
+        assert np.array_equal(larger.audio(clip.clip_id), default.audio(clip.clip_id))
+    for bad in ("procedural:0", "procedural:ten", "procedural:-3"):
+        with pytest.raises(ValueError, match="write procedural:N with N clips per class"):
+            SourceBank.from_spec(bad)
+
+
 def test_split_is_a_function_of_clip_id_and_never_leaks():
     bank = SourceBank.procedural(seed=0, clips_per_class=6)
     train, test = bank.split("train"), bank.split("test")

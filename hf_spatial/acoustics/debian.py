@@ -219,7 +219,9 @@ def register(subparsers) -> None:
     )
     fetch.set_defaults(func=_run_fetch)
     info = commands.add_parser("info", help="summarise a source bank: classes, clips per split, licences")
-    info.add_argument("spec", help="procedural, debian, debian:all, debian:PKG,..., a folder or a .csv/.tsv manifest")
+    info.add_argument(
+        "spec", help="procedural[:N], debian, debian:all, debian:PKG,..., a folder or a .csv/.tsv manifest"
+    )
     info.add_argument("--cache", default=None, help="Debian sound bank cache")
     info.set_defaults(func=_run_info)
 

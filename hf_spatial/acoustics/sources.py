@@ -24,6 +24,7 @@ from hf_spatial.conventions import SAMPLE_RATE
 SPLITS = ("train", "test")
 DEFAULT_TEST_FRACTION = 0.2
 PROCEDURAL_LICENCE = "CC0-1.0"
+PROCEDURAL_CLIPS_PER_CLASS = 10  # `procedural` alone; `procedural:N` asks for more
 
 
 def clip_split(clip_id: str, test_fraction: float = DEFAULT_TEST_FRACTION) -> str:
@@ -131,7 +132,9 @@ class SourceBank:
 
     # --------------------------------------------------------------------------------------- builders
     @classmethod
-    def procedural(cls, seed: int = 0, clips_per_class: int = 10, labels: Iterable[str] | None = None) -> SourceBank:
+    def procedural(
+        cls, seed: int = 0, clips_per_class: int = PROCEDURAL_CLIPS_PER_CLASS, labels: Iterable[str] | None = None
+    ) -> SourceBank:
         """Synthesised clips (no files needed): `clips_per_class` per class of `procedural.SYNTHESISERS`."""
         from hf_spatial.acoustics import procedural
 
@@ -229,13 +232,18 @@ class SourceBank:
 
     @classmethod
     def from_spec(cls, spec: str, seed: int = 0, cache_dir: str | Path | None = None) -> SourceBank:
-        """Build a bank from a command-line spec: `procedural`, `debian`, `debian:all`, `debian:PKG,PKG`, a folder
-        of class subfolders, or a .csv/.tsv manifest; `A+B` is the union of the banks A and B (e.g.
-        `procedural+debian`)."""
+        """Build a bank from a command-line spec: `procedural` (or `procedural:N`, N clips per class), `debian`,
+        `debian:all`, `debian:PKG,PKG`, a folder of class subfolders, or a .csv/.tsv manifest; `A+B` is the union of
+        the banks A and B (e.g. `procedural+debian`)."""
         if "+" in spec:
             return cls.union([cls.from_spec(part, seed=seed, cache_dir=cache_dir) for part in spec.split("+")])
-        if spec == "procedural":
-            return cls.procedural(seed=seed)
+        if spec == "procedural" or spec.startswith("procedural:"):
+            count = spec.partition(":")[2] or str(PROCEDURAL_CLIPS_PER_CLASS)
+            if not count.isdigit() or int(count) < 1:
+                raise ValueError(
+                    f"Bad sources {spec!r}: write procedural:N with N clips per class, a positive integer."
+                )
+            return cls.procedural(seed=seed, clips_per_class=int(count))
         if spec == "debian" or spec.startswith("debian:"):
             packages = spec.partition(":")[2] or "small"
             return cls.debian(cache_dir, packages if packages in ("small", "all") else packages.split(","))
@@ -245,6 +253,6 @@ class SourceBank:
         if path.is_dir():
             return cls.from_folder(path)
         raise ValueError(
-            f"Unknown sources {spec!r}: use 'procedural', 'debian', 'debian:all', 'debian:PKG,...', a folder with one "
-            "subfolder per class, a .csv/.tsv manifest, or several joined by '+'."
+            f"Unknown sources {spec!r}: use 'procedural[:N]', 'debian', 'debian:all', 'debian:PKG,...', a folder with "
+            "one subfolder per class, a .csv/.tsv manifest, or several joined by '+'."
         )

@@ -133,9 +133,10 @@ def simulate(
 ) -> Path:
     """Generate (or finish generating) one split of a dataset folder; returns the folder.
 
-    `sources`: "procedural", "debian", "debian:all", "debian:PKG,...", a folder of class subfolders, or a CSV/TSV
-    manifest (see `SourceBank.from_spec`). `workers` processes render shards in parallel; the result does not depend
-    on it. Re-running with the same arguments resumes; different arguments for an existing split are refused.
+    `sources`: "procedural" (or "procedural:N", N clips per class), "debian", "debian:all", "debian:PKG,...", a
+    folder of class subfolders, or a CSV/TSV manifest (see `SourceBank.from_spec`). `workers` processes render shards
+    in parallel; the result does not depend on it. Re-running with the same arguments resumes; different arguments
+    for an existing split are refused.
     `shard` (part K of N) renders only that part's parquet shards and leaves the split incomplete.
     """
     from tqdm.auto import tqdm
@@ -273,9 +274,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sources",
         default="procedural",
-        help="procedural (default), debian (small packages), debian:all, debian:PKG,..., a folder with one "
-        "subfolder per class, a .csv/.tsv manifest (path, label[, caption, licence, attribution, split]), or several "
-        "joined by '+' (procedural+debian)",
+        help="procedural (default; procedural:N for N clips per class), debian (small packages), debian:all, "
+        "debian:PKG,..., a folder with one subfolder per class, a .csv/.tsv manifest (path, label[, caption, licence, "
+        "attribution, split]), or several joined by '+' (procedural+debian)",
     )
     parser.add_argument("--mode", choices=("exact", "hybrid"), default="hybrid", help="renderer (default: hybrid)")
     parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="scenes per parquet shard")
