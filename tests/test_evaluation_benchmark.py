@@ -174,6 +174,22 @@ def test_evaluate_cli_scores_by_option_likelihood(bench, tiny_model, tmp_path):
     assert len(predictions) == 6 and all(p["predicted_letter"] == p["response"] for p in predictions)
 
 
+def test_evaluate_cli_scores_the_training_split_of_a_question_dataset(questions_dir, tiny_model, tmp_path):
+    from datasets import load_dataset
+
+    out = tmp_path / "train_eval"
+    run_cli("evaluate", "--model", str(tiny_model), "--benchmark", str(questions_dir), "--split", "train",
+            "--max-items", "5", "--out", str(out), "--batch-size", "5")  # fmt: skip
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["benchmark"]["split"] == "train" and results["conditions"]["full"]["overall"]["n"] == 5
+    training = load_dataset(str(questions_dir), split="train")
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [p["sample_id"] for p in predictions] == training["sample_id"][:5]
+    failed = run_cli("evaluate", "--model", str(tiny_model), "--benchmark", str(questions_dir), "--split", "dev",
+                     "--out", str(tmp_path / "none"), check=False)  # fmt: skip
+    assert failed.returncode == 2 and "has no split 'dev'" in failed.stderr
+
+
 @pytest.mark.parametrize("answer_format", ["letter", "text"])
 def test_likelihood_scoring_equals_one_conversation_at_a_time(bench, tiny_model, answer_format):
     """Batched option scoring (padding, audio tokens, several options per item) gives each option the

@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--circular", action="store_true", help="also ask each item with options rotated 4 times")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-items", type=int, default=None, help="evaluate the first N items only")
+    parser.add_argument(
+        "--split",
+        default="test",
+        help="split to score (default test): e.g. train of a question dataset (hf-spatial questions) to see how much "
+        "of its training questions a model fits beside the held-out ones; with --seld, the dataset's split",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument(
         "--answer-format",
@@ -65,7 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seld.add_argument("--ref", type=Path, help="folder of reference DCASE CSVs")
     seld.add_argument("--pred", type=Path, help="folder of prediction DCASE CSVs")
     seld.add_argument("--dataset", type=Path, help="simulated dataset folder (with --model: run its encoder)")
-    seld.add_argument("--split", default="test")
     seld.add_argument("--edition", type=int, choices=(2023, 2024), default=2024)
     seld.add_argument("--num-classes", type=int, default=13, help="class count of CSV folders (--ref/--pred)")
     seld.add_argument("--max-scenes", type=int, default=None)
@@ -106,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         scoring=args.scoring,
         embedding_cache=args.embedding_cache,
         shard=shard,
+        split=args.split,
     )
     if results is None:
         from hf_spatial.evaluation.parts import PARTS_FOLDER

@@ -29,13 +29,15 @@ def evaluate_benchmark(
     shard: Shard = WHOLE,
     conditions: Sequence[str] | None = None,
     encoder_metrics: bool = True,
+    split: str = "test",
 ) -> dict | None:
     """Evaluate a model (`model`) or a baseline (`baseline`: intensity, intensity-oracle, or cascade with `model`);
     writes eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results.
     `answer_format` and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most
     likely option); `embedding_cache` a folder of cached audio-encoder outputs (`hf-spatial embed`). `intensity`
     uses no ground truth (single-source items only); `intensity-oracle` is told which estimate is which source
-    (`evaluation.baselines`).
+    (`evaluation.baselines`). `split` is the split of the benchmark folder to score: `test`, or `train` of a
+    question dataset (`hf-spatial questions`) to measure how much of its training questions a model fits.
 
     `conditions` names the conditions to score (default: every control with `controls`, else `full` alone). A
     model with a spatial encoder also gets the encoder's own metrics on the benchmark's scenes (DCASE 2024 SELD,
@@ -73,7 +75,7 @@ def evaluate_benchmark(
         predictor = ModelPredictor(model, embedding_cache=embedding_cache, **model_kwargs)
     else:
         raise ValueError(f"Unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
-    bench = load_benchmark(benchmark, max_items=max_items)
+    bench = load_benchmark(benchmark, split, max_items)
     conditions = tuple(conditions or (CONDITIONS if controls else ("full",)))
     spatial = baseline is None and hasattr(predictor.model, "get_spatial_outputs")
     cascade_predictor = None
@@ -91,8 +93,9 @@ def evaluate_benchmark(
         run, cascade = score(bench.items)
     else:
         settings = dict(
-            benchmark=str(benchmark), num_items=len(bench.items), model=None if model is None else str(model),
-            baseline=baseline, conditions=list(conditions), circular=circular, batch_size=batch_size, dtype=dtype,
+            benchmark=str(benchmark), split=split, num_items=len(bench.items),
+            model=None if model is None else str(model), baseline=baseline, conditions=list(conditions),
+            circular=circular, batch_size=batch_size, dtype=dtype,
             max_new_tokens=max_new_tokens, answer_format=answer_format, scoring=scoring,
             embedding_cache=None if embedding_cache is None else str(embedding_cache),
         )  # fmt: skip
@@ -106,7 +109,7 @@ def evaluate_benchmark(
 
         feature_extractor = predictor.processor.feature_extractor
         encoder = evaluate_encoder_on_benchmark(predictor.model, feature_extractor, bench, Path(out) / "encoder")
-    info = {"num_items": len(bench.items)}
+    info = {"num_items": len(bench.items), "split": bench.split}
     return write_outputs(run, out, info, plots=plots, cascade=cascade, encoder=encoder)
 
 
