@@ -164,7 +164,11 @@ def train_fresh(train, args, overrides: list[str], out: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/bench_encoder")
-    parser.add_argument("--scenes", default=None, help="an `hf-spatial simulate` folder with train and test splits")
+    parser.add_argument(
+        "--scenes",
+        default=None,
+        help="an `hf-spatial simulate` folder with a test split (and a train split for a fresh run)",
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="the fresh run's training budget (0: no run)")
     parser.add_argument("--train-scenes", type=int, default=2000)
     parser.add_argument("--test-scenes", type=int, default=200)
@@ -180,15 +184,15 @@ def main() -> None:
     if args.scenes is None:
         simulate(scenes_dir, args.train_scenes, split="train", sources=args.sources, workers=args.workers)
         simulate(scenes_dir, args.test_scenes, seed=1, split="test", sources=args.sources, workers=args.workers)
-    train, test = load_folder(scenes_dir, "train"), load_folder(scenes_dir, "test")
+    test = load_folder(scenes_dir, "test")
     test = test.select(range(min(args.test_scenes, len(test))))
 
     result = {"test_scenes": len(test), "scenes": str(scenes_dir), "intensity": classical(test)}
     if args.encoder != "none":
         model, processor = build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path=args.encoder)
         result[f"encoder {args.encoder}"] = evaluate_encoder(model, processor.feature_extractor, test, out / "shipped")
-    if args.minutes > 0:
-        model, extractor, record = train_fresh(train, args, overrides, out / "fresh")
+    if args.minutes > 0:  # only a fresh run needs the train split
+        model, extractor, record = train_fresh(load_folder(scenes_dir, "train"), args, overrides, out / "fresh")
         result["fresh"] = {**record, **evaluate_encoder(model, extractor, test, out / "fresh")}
 
     table = "\n".join(table_lines(result))
