@@ -2,14 +2,14 @@
 of the encoder stage's recipe after a fixed CPU budget.
 
 Simulates a training and a test split (test rooms and clips are disjoint; or reads an `hf-spatial simulate` folder
-given by `--scenes`), evaluates the shipped encoder (`--encoder`, default `shipped`), trains the encoder stage from
-scratch for `--minutes` of wall time (the packaged `tiny` preset, or `--config`; extra `--field value` arguments
-override it, as for `hf-spatial train`), and compares per-source direction errors on the same test scenes: each
-encoder decoded by its slots (the `k` most present, `k` the true source count) and by its dense ACCDOA map (the `k`
-most active classes), and the active-intensity estimator; all are told the source count and matched to the sources by
-the Hungarian algorithm (a localisation error). Each encoder's class-aware DCASE 2024 and 2023 SELD metrics
-(detections from its slots, no ground truth) follow. Targets (issue #18): one source median <= 5 deg; two sources
-both within 20 deg in >= 80% of scenes; all sources median a third below the classical estimator's; F20 >= 0.5.
+given by `--scenes`), evaluates pretrained encoders side by side (`--encoder`, default `shipped`), trains the encoder
+stage from scratch for `--minutes` of wall time (the packaged `tiny` preset, or `--config`; extra `--field value`
+arguments override it, as for `hf-spatial train`), and compares per-source direction errors on the same test scenes:
+each encoder decoded by its slots (the `k` most present, `k` the true source count) and by its dense ACCDOA map (the
+`k` most active classes), and the active-intensity estimator; all are told the source count and matched to the sources
+by the Hungarian algorithm (a localisation error). Each encoder's class-aware DCASE 2024 and 2023 SELD metrics
+(detections from its slots, no ground truth) follow. Targets (issue #18): one source median <= 5 deg; two sources both
+within 20 deg in >= 80% of scenes; all sources median a third below the classical estimator's; F20 >= 0.5.
 
     python scripts/bench_encoder.py --minutes 10 --train-scenes 2000 --test-scenes 200 --out runs/bench_encoder
 """
@@ -176,7 +176,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--config", default="tiny", help="encoder stage YAML for the fresh run (default: preset)")
     parser.add_argument("--spatial-config", default="{}", help="JSON of spatial config fields for the fresh model")
-    parser.add_argument("--encoder", default="shipped", help="pretrained encoder to evaluate (`none`: skip)")
+    parser.add_argument(
+        "--encoder",
+        nargs="+",
+        default=["shipped"],
+        help="pretrained encoders to evaluate side by side: `shipped` or encoder folders (`none`: skip)",
+    )
     args, overrides = parser.parse_known_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -187,10 +192,17 @@ def main() -> None:
     test = load_folder(scenes_dir, "test")
     test = test.select(range(min(args.test_scenes, len(test))))
 
-    result = {"test_scenes": len(test), "scenes": str(scenes_dir), "intensity": classical(test)}
-    if args.encoder != "none":
-        model, processor = build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path=args.encoder)
-        result[f"encoder {args.encoder}"] = evaluate_encoder(model, processor.feature_extractor, test, out / "shipped")
+    generation = json.loads((scenes_dir / "generation" / "test.json").read_text(encoding="utf-8"))
+    result = {
+        "test_scenes": len(test),
+        "scenes": str(scenes_dir),
+        "sources": generation["parameters"]["sources"],
+        "intensity": classical(test),
+    }
+    for encoder in [name for name in args.encoder if name != "none"]:
+        label = Path(encoder).name
+        model, processor = build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path=encoder)
+        result[f"encoder {label}"] = evaluate_encoder(model, processor.feature_extractor, test, out / label)
     if args.minutes > 0:  # only a fresh run needs the train split
         model, extractor, record = train_fresh(load_folder(scenes_dir, "train"), args, overrides, out / "fresh")
         result["fresh"] = {**record, **evaluate_encoder(model, extractor, test, out / "fresh")}
@@ -227,7 +239,11 @@ def table_lines(result: dict) -> list[str]:
             f"{s['all_sources_median_deg']:.1f} deg |{dcase}"
         )
     one, two, three = result["intensity"]["scenes_one_two_three"]
-    lines += ["", f"{result['test_scenes']} held-out scenes (one, two, three sources: {one}, {two}, {three})."]
+    lines += [
+        "",
+        f"{result['test_scenes']} held-out scenes of `{result['sources']}` sources (one, two, three sources: {one}, "
+        f"{two}, {three}).",
+    ]
     return lines
 
 

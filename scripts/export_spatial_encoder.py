@@ -5,7 +5,7 @@ The card records how the encoder was trained (the stage's config and steps, the 
 data) and, with `--bench`, the measured figures of `scripts/bench_encoder.py` (its JSON line) on held-out scenes.
 
     python scripts/export_spatial_encoder.py --model runs/encoder --out hf_spatial/pretrained/spatial_encoder \
-        [--bench runs/bench_encoder]
+        [--bench runs/bench_encoder [--bench runs/bench_other_test_set]]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hf_spatial.training.records import STAGES_FILE
 RECIPE = "hf_spatial/training/configs/pretrain_encoder.yaml"
 
 
-def card(model, model_dir: Path, bench: Path | None, initialised_from: str | None = None) -> str:
+def card(model, model_dir: Path, benches: list[Path], initialised_from: str | None = None) -> str:
     history = json.loads((model_dir / STAGES_FILE).read_text(encoding="utf-8"))
     stage = history["stages"][-1]
     generations = []
@@ -73,7 +73,7 @@ def card(model, model_dir: Path, bench: Path | None, initialised_from: str | Non
         "    python scripts/export_spatial_encoder.py --model runs/pretrain_encoder --out OUT",
         "    python scripts/bench_encoder.py --scenes runs/scenes --encoder OUT --minutes 10",
     ]
-    if bench is not None:
+    if benches:
         lines += [
             "",
             "## Metrics",
@@ -82,9 +82,9 @@ def card(model, model_dir: Path, bench: Path | None, initialised_from: str | Non
             "estimator is told the true source count and matched to the sources by the Hungarian algorithm. F20, DOAE, "
             "LR: class-aware DCASE 2024 metrics of the encoder's own detections (slots; no ground truth). A `fresh "
             "run` row is the same recipe trained from scratch for the bench's budget.",
-            "",
-            (bench / "table.md").read_text(encoding="utf-8").strip(),
         ]
+        for bench in benches:
+            lines += ["", (bench / "table.md").read_text(encoding="utf-8").strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -93,7 +93,10 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="an encoder-stage output folder")
     parser.add_argument("--out", required=True, help="the spatial encoder folder to write (replaced)")
     parser.add_argument(
-        "--bench", default=None, help="bench_encoder.py's output folder (its table.md) for this encoder"
+        "--bench",
+        action="append",
+        default=[],
+        help="bench_encoder.py's output folder (its table.md) for this encoder; repeat for several test sets",
     )
     parser.add_argument(
         "--initialised-from", default=None, help="for the card: the encoder the stage started from, and where to get it"
@@ -102,8 +105,8 @@ def main() -> None:
     model_dir = Path(args.model)
     model = AutoModelForMultimodalLM.from_pretrained(model_dir)
     extractor = AutoProcessor.from_pretrained(model_dir).feature_extractor
-    bench = Path(args.bench) if args.bench else None
-    save_spatial_encoder(model, extractor, args.out, card(model, model_dir, bench, args.initialised_from))
+    benches = [Path(bench) for bench in args.bench]
+    save_spatial_encoder(model, extractor, args.out, card(model, model_dir, benches, args.initialised_from))
     print(f"wrote {args.out}")
 
 
