@@ -65,6 +65,12 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     assert "## What GRPO adds" in report and "after sft -> after grpo: full " in stdout
     assert "full (FOA) after sft" in report and "mono after grpo" in report
     assert 0 <= results["stages"]["grpo"]["reward_groups_without_variance"] <= 1
+    # Training questions beside the held-out ones: the first of the training split, scored like the benchmark.
+    training = results["training_questions"]["scored"]
+    assert training["n"] == results["plan"]["benchmark_items"] and "training questions (" in stdout
+    predictions = (out / "eval" / "model_training_questions" / "predictions.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["sample_id"].startswith("train-") for line in predictions)
+    assert "## Training questions: what the model fits" in report and "full (FOA), training questions" in report
     # The whole benchmark: every level, under every control, most of its tasks untrained.
     whole = results["whole_benchmark"]
     assert set(whole) == set(demo.MODEL_CONDITIONS) and "## The whole benchmark" in report
@@ -79,7 +85,8 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     assert "training steps: align 1 (max_steps)" in stdout and "spatial encoder (frozen)" in results["model"]
     for plot in ("scored_accuracy.png", "task_accuracy.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
-    for folder in ("model", "model_after_sft", "model_all_tasks", "cascade", "intensity", "intensity_oracle"):
+    for folder in ("model", "model_after_sft", "model_training_questions", "model_all_tasks", "cascade", "intensity",
+                   "intensity_oracle"):  # fmt: skip
         assert (out / "eval" / folder / "report.md").is_file()
     assert (out / "eval" / "encoder" / "seld_metrics_2024.md").is_file()
     history = json.loads((out / "model" / "training_stages.json").read_text())
@@ -112,7 +119,7 @@ def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
     before = json.loads((out / demo.DEMO_RESULTS_FILE).read_text())
     again = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
     steps = demo.demo_steps(demo.DemoPlan(**before["plan"]), "procedural", demo.DemoPaths(out), workers=1)
-    assert again.stderr.count("done in an earlier run, skipped") == len(steps) == 15
+    assert again.stderr.count("done in an earlier run, skipped") == len(steps) == 16
     after = json.loads((out / demo.DEMO_RESULTS_FILE).read_text())
     assert after["conditions"] == before["conditions"]
     refused = run_cli("demo", "--out", str(out), "--minutes", "5", "--sources", "procedural", check=False)

@@ -49,6 +49,7 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"  level {level} ({LEVEL_NAMES[int(level)]}): full {full:.1f}% vs mono {mono:.1f}% ({full - mono:+.1f})"
         )
+    lines.append(f"  {training_fit_line(results)}")
     single = results["single_source"]
     if single:
         accuracy = {name: 100 * single[name]["scored"]["accuracy"] for name in single}
@@ -114,6 +115,16 @@ def grpo_line(results: Mapping[str, Any]) -> str:
         for condition in AFTER_SFT_CONDITIONS
     ]
     return line + "after sft -> after grpo: " + ", ".join(changes)
+
+
+def training_fit_line(results: Mapping[str, Any]) -> str:
+    """The final model on its own training questions beside the held-out ones: how much of what it fits it hears."""
+    training, held_out = results["training_questions"]["scored"], results["conditions"]["full"]["scored"]
+    gap = 100 * (training["accuracy"] - held_out["accuracy"])
+    return (
+        f"training questions ({training['n']}, seen in training): full {100 * training['accuracy']:.1f}% vs "
+        f"{100 * held_out['accuracy']:.1f}% held out ({gap:+.1f}: what it fits of its training clips beyond hearing)"
+    )
 
 
 def _cell(metric: Mapping[str, Any] | None) -> str:
@@ -223,6 +234,20 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         "",
         *_accuracy_table(
             after_sft, "scored", "all scored", {name: name.replace("full", "full (FOA)") for name in after_sft}
+        ),
+        "",
+        "## Training questions: what the model fits",
+        "",
+        f"The final model on {results['training_questions']['scored']['n']} of its own training questions (the "
+        "scored tasks on training scenes), asked and scored as above, beside the held-out benchmark. Accuracy on "
+        "training questions far above the held-out one means the model learned its training clips more than how to "
+        f"hear them. {training_fit_line(results)}.",
+        "",
+        *_accuracy_table(
+            {"held_out": rows["full"], "training": results["training_questions"]},
+            "scored",
+            "all scored",
+            {"held_out": "full (FOA), held-out benchmark", "training": "full (FOA), training questions"},
         ),
         "",
         "## The whole benchmark: every task, three levels",

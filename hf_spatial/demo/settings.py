@@ -93,6 +93,10 @@ class DemoPaths:
         return self.out / "eval" / "model_after_sft"
 
     @property
+    def eval_training_questions(self) -> Path:
+        return self.out / "eval" / "model_training_questions"
+
+    @property
     def eval_whole(self) -> Path:
         return self.out / "eval" / "model_all_tasks"
 

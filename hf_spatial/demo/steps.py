@@ -206,11 +206,12 @@ def demo_steps(
     from hf_spatial.evaluation.evaluate import evaluate_benchmark
     from hf_spatial.tasks.dataset import build_question_dataset
 
-    def evaluate_model(model: Path, benchmark: Path, out: Path, conditions: Sequence[str]) -> None:
+    def evaluate_model(model: Path, benchmark: Path, out: Path, conditions: Sequence[str], **split) -> None:
         # Asked as in training (the option's words), answered with the option whose words the model finds most
         # likely; the encoder's metrics are a step of their own.
         evaluate_benchmark(benchmark, out, model=model, conditions=conditions, batch_size=16, answer_format="text",
-                           scoring="likelihood", embedding_cache=paths.embeddings, encoder_metrics=False)  # fmt: skip
+                           scoring="likelihood", embedding_cache=paths.embeddings, encoder_metrics=False,
+                           **split)  # fmt: skip
 
     def evaluate_intensity() -> None:
         for baseline, folder in (
@@ -308,6 +309,20 @@ def demo_steps(
             f"evaluate the model before GRPO (after sft) on the benchmark: {', '.join(AFTER_SFT_CONDITIONS)}",
             lambda: evaluate_model(paths.stage("sft"), paths.benchmark, paths.eval_after_sft, AFTER_SFT_CONDITIONS),
             lambda: (paths.eval_after_sft / EVAL_RESULTS_FILE).is_file(),
+        ),
+        Step(
+            "evaluate_training_questions",
+            f"evaluate the model on {plan.benchmark_items} of its training questions (what it fits, beside the "
+            "held-out accuracy)",
+            lambda: evaluate_model(
+                paths.model,
+                paths.questions,
+                paths.eval_training_questions,
+                ("full",),
+                split="train",
+                max_items=plan.benchmark_items,
+            ),
+            lambda: (paths.eval_training_questions / EVAL_RESULTS_FILE).is_file(),
         ),
         Step(
             "evaluate_all_tasks",
