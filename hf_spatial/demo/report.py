@@ -118,7 +118,8 @@ def grpo_line(results: Mapping[str, Any]) -> str:
 
 
 def training_fit_line(results: Mapping[str, Any]) -> str:
-    """The final model on its own training questions beside the held-out ones: how much of what it fits it hears."""
+    """The final model's accuracy on its own training questions beside the held-out one: the gap is what it fits of
+    its training clips without hearing it in new ones."""
     training, held_out = results["training_questions"]["scored"], results["conditions"]["full"]["scored"]
     gap = 100 * (training["accuracy"] - held_out["accuracy"])
     return (

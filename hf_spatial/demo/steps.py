@@ -206,12 +206,12 @@ def demo_steps(
     from hf_spatial.evaluation.evaluate import evaluate_benchmark
     from hf_spatial.tasks.dataset import build_question_dataset
 
-    def evaluate_model(model: Path, benchmark: Path, out: Path, conditions: Sequence[str], **split) -> None:
+    def evaluate_model(model: Path, benchmark: Path, out: Path, conditions: Sequence[str], **items) -> None:
         # Asked as in training (the option's words), answered with the option whose words the model finds most
         # likely; the encoder's metrics are a step of their own.
         evaluate_benchmark(benchmark, out, model=model, conditions=conditions, batch_size=16, answer_format="text",
                            scoring="likelihood", embedding_cache=paths.embeddings, encoder_metrics=False,
-                           **split)  # fmt: skip
+                           **items)  # fmt: skip
 
     def evaluate_intensity() -> None:
         for baseline, folder in (
