@@ -6,6 +6,7 @@ import io
 import json
 import time
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -238,6 +239,38 @@ def test_sft_rows_mask_the_prompt_and_answer_in_both_formats(questions_dir):
         answer = processor.tokenizer.decode(ids[labels != -100])
         assert answer.startswith(row["completion"]) and answer.rstrip().endswith("<|im_end|>")
         assert not (labels[ids == processor.audio_token_id] != -100).any()
+
+
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_sft_loss_scores_only_answer_positions_and_equals_trls(encoder_dir, questions_dir, tmp_path, lora_r):
+    from trl import SFTTrainer
+
+    from hf_spatial.training.common import load_model_and_processor
+    from hf_spatial.training.language_stages import SpatialSFTTrainer
+
+    args = load_config("sft", "tiny", ["--dataset_dir", str(questions_dir), "--output_dir", str(tmp_path),
+                                       "--lora_r", str(lora_r), "--report_to", "none"])  # fmt: skip
+    model, processor = load_model_and_processor(str(encoder_dir))
+    rows = [{**item, **sft_row(item, 0.5)} for item in load_folder(questions_dir, "train").select(range(6))]
+    trainer = SpatialSFTTrainer(model, args, processor, train_dataset=datasets.Dataset.from_list(rows))
+    trainer.model.train()
+    batch = trainer._prepare_inputs(trainer.data_collator(rows))
+    assert (batch["labels"] != -100).sum() < 0.3 * batch["labels"].numel()  # mostly audio and prompt positions
+
+    losses, grads, metrics = [], [], []
+    for compute_loss in (trainer.compute_loss, lambda *a, **k: SFTTrainer.compute_loss(trainer, *a, **k)):
+        trainer.model.zero_grad()
+        torch.manual_seed(0)  # the same dropout masks
+        loss = compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+        metrics.append({key: values.pop() for key, values in trainer._metrics["train"].items() if key != "num_tokens"})
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5) and losses[0] > 0
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grad, grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
+    assert metrics[0] == pytest.approx(metrics[1], rel=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------- GRPO

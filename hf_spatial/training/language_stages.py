@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from trl import SFTConfig, SFTTrainer
 
 from hf_spatial.data import read_foa
@@ -100,6 +101,44 @@ class AudioSFTTrainer(SFTTrainer):
         )
         super().__init__(model=model, args=args, processing_class=processing_class, data_collator=collator, **kwargs)
         check_cache_allowed(self.model, embedding_cache)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # Adapted from trl 1.16.x trl/trainer/sft_trainer.py SFTTrainer.compute_loss (its default path: negative
+        # log-likelihood, entropy and token-accuracy metrics): the same loss, with the LM head run only at the
+        # positions that predict a label. Off Triton devices (CPU) TRL's fused head scores every position, and an
+        # audio chat row is mostly audio and prompt tokens before a short answer.
+        if (
+            return_outputs
+            or self.compute_loss_func is not None
+            or self.label_smoother is not None
+            or self.aux_loss_enabled
+            or self.args.loss_type != "nll"
+        ):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        mode = "train" if self.model.training else "eval"
+        labels = inputs["labels"]
+        positions = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)  # each predicts the token after it
+        model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
+        logits = model(**model_inputs, use_cache=False, logits_to_keep=positions).logits
+        targets = labels[:, positions + 1]
+        mask = targets != -100
+        log_probs = logits[mask].float().log_softmax(-1)
+        label_log_probs = log_probs.gather(-1, targets[mask][:, None]).squeeze(-1)
+        num_tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        loss = -label_log_probs.sum() / torch.as_tensor(num_tokens).clamp(min=1)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # DDP averages the gradients
+        with torch.no_grad():
+            gather = self.accelerator.gather_for_metrics
+            num_valid = gather(mask.sum()).sum()
+            entropy = gather(-(log_probs.exp() * log_probs).sum()).sum()
+            correct = gather((log_probs.argmax(-1) == targets[mask]).sum()).sum()
+        self._metrics[mode]["entropy"].append((entropy / num_valid).item() if num_valid > 0 else 0.0)
+        self._metrics[mode]["mean_token_accuracy"].append((correct / num_valid).item() if num_valid > 0 else 0.0)
+        if mode == "train":
+            self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        return loss
 
 
 class SpatialAlignTrainer(AudioSFTTrainer):
