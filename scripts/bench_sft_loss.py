@@ -76,6 +76,7 @@ def main() -> None:
     train = train.map(lambda row: sft_row(row, 0.0, "text"))
     trainer = SpatialSFTTrainer(model, config, processor, train_dataset=train, embedding_cache=cache)
     trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this bench does not run
     batches = [trainer._prepare_inputs(batch) for batch in itertools.islice(trainer.get_train_dataloader(), 8)]
     seconds = {}
     for variant in VARIANTS:
