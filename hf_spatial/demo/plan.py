@@ -29,9 +29,9 @@ STAGE_OVERHEAD_SECONDS = 20.0  # per stage: loading, making its rows, saving (ou
 FIXED_SECONDS = 30.0  # imports, the probe, the report
 MAX_STEPS = 1_000_000  # the stages' step cap when their wall-clock budget decides
 # Shares of a `--minutes` run: the training scenes (simulated, asked about, embedded once), the headline
-# benchmark's evaluation and the whole benchmark's. Since the SFT loss scores only answer positions the stages take
-# about a third more steps in the same time, and with 15% of the run for data the tiny model fitted its training
-# clips far better than held-out ones; twice the scenes for fewer steps narrowed that gap (the #16 note).
+# benchmark's evaluation and the whole benchmark's. The tiny model fits its training clips better than it hears new
+# ones; since its steps got cheaper (the SFT loss scores only answer positions), more scenes for fewer steps narrow
+# that gap and score higher (the #16 note).
 TRAINING_DATA_SHARE = 0.30
 HEADLINE_EVALUATION_SHARE = 0.14
 WHOLE_EVALUATION_SHARE = 0.025
@@ -59,7 +59,7 @@ class DemoPlan:
 
     @classmethod
     def for_minutes(cls, minutes: float, slowdown: float = 1.0, fine_tune_encoder: bool = False) -> DemoPlan:
-        """Sizes for a run of `minutes` on a machine `slowdown` times slower than the reference: about a sixth of
+        """Sizes for a run of `minutes` on a machine `slowdown` times slower than the reference: about a third of
         the time for the data, a sixth for evaluation (most of it on the headline tasks), the rest for training."""
         if minutes < 2:
             raise ValueError(f"--minutes must be at least 2 (or use --smallest), got {minutes}.")
