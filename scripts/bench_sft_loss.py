@@ -3,8 +3,9 @@ of `AudioSFTTrainer`, side by side on the same batches.
 
 The batches are the demo's: 5-s scenes, the pretrained Whisper tiny.en when installed (else the tiny random one) and
 the shipped spatial encoder read from an embedding cache, the tiny language model trained whole, text answers to
-`l1_direction_sector` questions, batch 8. Off Triton devices TRL 1.16 scores every position with its fused head;
-`AudioSFTTrainer.compute_loss` runs the head only where a label is predicted. Prints a table and a JSON line.
+`l1_direction_sector` questions, batch 8. On CPU TRL 1.16 scores every position with its fused head;
+`AudioSFTTrainer.compute_loss` runs the head only where a label is predicted (on Triton devices TRL keeps only those
+positions itself, and the trainer leaves the loss to it). Prints a table and a JSON line.
 
     python scripts/bench_sft_loss.py --out runs/bench_sft_loss --steps 30
 """

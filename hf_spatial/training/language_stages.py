@@ -105,10 +105,12 @@ class AudioSFTTrainer(SFTTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Adapted from trl 1.16.x trl/trainer/sft_trainer.py SFTTrainer.compute_loss (its default path: negative
         # log-likelihood, entropy and token-accuracy metrics): the same loss, with the LM head run only at the
-        # positions that predict a label. Off Triton devices (CPU) TRL's fused head scores every position, and an
-        # audio chat row is mostly audio and prompt tokens before a short answer.
+        # positions that predict a label. On CPU TRL's fused head scores every position (it keeps only the labelled
+        # ones on Triton devices, in chunks: left to it there), and an audio chat row is mostly audio and prompt
+        # tokens before a short answer.
         if (
-            return_outputs
+            inputs["labels"].device.type != "cpu"
+            or return_outputs
             or self.compute_loss_func is not None
             or self.label_smoother is not None
             or self.aux_loss_enabled
