@@ -33,8 +33,6 @@ from hf_spatial.training.common import dataset_labels, keep_tasks, load_model_an
 from hf_spatial.training.language_stages import SpatialSFTTrainer
 from hf_spatial.training.stages import load_config
 
-VARIANTS = ("trl_fused_head", "answer_positions")
-
 
 def cpu_model() -> str:
     """The CPU's model name as `lscpu` prints it: step rates differ between machines of one kind."""
@@ -79,12 +77,11 @@ def main() -> None:
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this bench does not run
     batches = [trainer._prepare_inputs(batch) for batch in itertools.islice(trainer.get_train_dataloader(), 8)]
+    losses = {"trl_fused_head": types.MethodType(SFTTrainer.compute_loss, trainer),
+              "answer_positions": trainer.compute_loss}  # fmt: skip
     seconds = {}
-    for variant in VARIANTS:
-        if variant == "trl_fused_head":
-            trainer.compute_loss = types.MethodType(SFTTrainer.compute_loss, trainer)
-        else:
-            del trainer.compute_loss  # back to the class's method
+    for variant, compute_loss in losses.items():
+        trainer.compute_loss = compute_loss
         steps = [batches[i % len(batches)] for i in range(3 + args.steps)]
         for step, batch in enumerate(steps):
             if step == 3:
