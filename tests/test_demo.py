@@ -27,7 +27,7 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     assert "L1+L2 direction/relation tasks" in stdout and "mono (W only)" in stdout and "chance" in stdout
     assert f"model:     {out / 'model'}" in stdout
     results = json.loads((out / demo.DEMO_RESULTS_FILE).read_text())
-    conditions = {"full", "no_audio", "mono", "spatial_zeroed", "cascade", "intensity_oracle"}
+    conditions = {"full", "no_audio", "mono", "spatial_zeroed", "cascade", "readout", "intensity_oracle"}
     assert set(results["conditions"]) == conditions
     for row in results["conditions"].values():
         scored = row["scored"]
@@ -55,6 +55,7 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     if single:  # every line scored on the same single-source items
         assert len({row["scored"]["n"] for row in single.values()}) == 1 and "single-source items" in stdout
     assert "## Spatial encoder (hearing alone)" in report and "cascade (encoder slots as text)" in report
+    assert "encoder readout (no language model)" in report and "encoder readout (no language model)" in stdout
     encoder = results["encoder"]
     assert encoder["seld_2024"]["official_clip_length"] and "spatial encoder, DCASE 2024" in stdout
     assert all(set(row) == {"encoder", "intensity"} for row in encoder["direction_error"].values())
@@ -85,8 +86,8 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     assert "training steps: align 1 (max_steps)" in stdout and "spatial encoder (frozen)" in results["model"]
     for plot in ("scored_accuracy.png", "task_accuracy.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
-    for folder in ("model", "model_after_sft", "model_training_questions", "model_all_tasks", "cascade", "intensity",
-                   "intensity_oracle"):  # fmt: skip
+    for folder in ("model", "model_after_sft", "model_training_questions", "model_all_tasks", "cascade",
+                   "encoder_readout", "intensity", "intensity_oracle"):  # fmt: skip
         assert (out / "eval" / folder / "report.md").is_file()
     assert (out / "eval" / "encoder" / "seld_metrics_2024.md").is_file()
     history = json.loads((out / "model" / "training_stages.json").read_text())
@@ -119,7 +120,7 @@ def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):
     before = json.loads((out / demo.DEMO_RESULTS_FILE).read_text())
     again = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
     steps = demo.demo_steps(demo.DemoPlan(**before["plan"]), "procedural", demo.DemoPaths(out), workers=1)
-    assert again.stderr.count("done in an earlier run, skipped") == len(steps) == 16
+    assert again.stderr.count("done in an earlier run, skipped") == len(steps) == 17
     after = json.loads((out / demo.DEMO_RESULTS_FILE).read_text())
     assert after["conditions"] == before["conditions"]
     refused = run_cli("demo", "--out", str(out), "--minutes", "5", "--sources", "procedural", check=False)

@@ -247,33 +247,40 @@ def test_stock_qwen2_audio_through_the_mono_adapter(bench, tmp_path):
     assert set(run.records) == {"full", "rotated"} and len(run.records["full"]) == 3
 
 
-def test_intensity_baseline_near_perfect_on_anechoic_scenes(tmp_path):
+@pytest.fixture(scope="module")
+def anechoic(tmp_path_factory):
+    """Eight anechoic 2-s scenes of procedural sounds (one source, or two at least 60 degrees apart: two
+    simultaneous sources closer than that are beyond active intensity) and all their questions."""
     from hf_spatial.acoustics.render import render_scene
     from hf_spatial.acoustics.sources import SourceBank
     from hf_spatial.data.schema import encode_flac
-    from hf_spatial.evaluation.baselines import IntensityBaseline
     from hf_spatial.evaluation.items import Benchmark
-    from hf_spatial.evaluation.runner import evaluate
     from hf_spatial.tasks import generate_questions
 
+    folder = tmp_path_factory.mktemp("anechoic")
     bank = SourceBank.procedural(seed=0)
     clips = {clip.label: clip for clip in bank.split("test").clips}
     rng = np.random.default_rng(0)
     items = []
     for k in range(8):
         labels = ["speech", "telephone"] if k % 2 else ["alarm"]
-        # at least 60 degrees apart: two simultaneous sources closer than that are beyond active intensity
         azimuths = rng.choice(np.arange(-170, 180, 60), size=len(labels), replace=False) + 5.0
         scene = make_scene([(label, float(az), 0.0, 1.5, 0.0) for label, az in zip(labels, azimuths, strict=True)],
                            scene_id=f"anechoic{k}", room=(8.0, 8.0, 4.0))  # fmt: skip
         for source in scene.sources:
             source.clip_id, source.offset, source.onset = clips[source.label].clip_id, 2.0, 0.0
         scene.duration = 2.0
-        path = tmp_path / f"{scene.scene_id}.flac"
+        path = folder / f"{scene.scene_id}.flac"
         path.write_bytes(encode_flac(render_scene(scene, bank, anechoic=True)))
         items += [{**it, "scene": scene.to_json(), "audio_path": str(path)} for it in generate_questions(scene, k)]
-    benchmark = Benchmark("anechoic", items)
-    run = evaluate(IntensityBaseline(oracle_identity=True), benchmark, ("full", "rotated"))
+    return Benchmark("anechoic", items)
+
+
+def test_intensity_baseline_near_perfect_on_anechoic_scenes(anechoic):
+    from hf_spatial.evaluation.baselines import IntensityBaseline
+    from hf_spatial.evaluation.runner import evaluate
+
+    run = evaluate(IntensityBaseline(oracle_identity=True), anechoic, ("full", "rotated"))
     assert run.predictor == "intensity + true source identity (oracle)"
     full = run.records["full"]
     assert {r["task"] for r in full} >= {"l1_direction_sector", "l1_azimuth", "l3_navigation"}
@@ -282,10 +289,44 @@ def test_intensity_baseline_near_perfect_on_anechoic_scenes(tmp_path):
     assert np.mean([r["correct"] for r in full]) >= 0.9
     assert np.mean([r["correct"] for r in run.records["rotated"]]) >= 0.9
     # Without ground truth: the single-source scenes' items only (no identity to know), as accurate there.
-    fair = evaluate(IntensityBaseline(), benchmark, ("full",))
-    single = {item["sample_id"] for item in items if len(SceneSpec.from_json(item["scene"]).sources) == 1}
+    fair = evaluate(IntensityBaseline(), anechoic, ("full",))
+    single = {item["sample_id"] for item in anechoic.items if len(SceneSpec.from_json(item["scene"]).sources) == 1}
     assert {r["sample_id"] for r in fair.records["full"]} == single & {r["sample_id"] for r in full}
     assert np.mean([r["correct"] for r in fair.records["full"]]) >= 0.9
+
+
+def test_encoder_readout_answers_from_the_shipped_encoder_without_ground_truth(anechoic, tmp_path):
+    """The encoder readout (`hf-spatial evaluate --baseline encoder-readout`) on a model around the shipped spatial
+    encoder: right on the anechoic scenes' direction questions, at chance with W only, and blind to the true
+    directions in the scene metadata (its answers do not change when they are scrambled)."""
+    from hf_spatial.evaluation.controls import Request
+    from hf_spatial.evaluation.readout import READOUT_NAME, READOUT_TASKS, EncoderReadout
+    from hf_spatial.evaluation.runner import evaluate
+    from hf_spatial.models.spatial_encoders import SHIPPED_SPATIAL_ENCODER
+    from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
+
+    model, processor = build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path=SHIPPED_SPATIAL_ENCODER,
+                                                     window_seconds=2)  # fmt: skip
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    readout = EncoderReadout(tmp_path / "model")
+    run = evaluate(readout, anechoic, ("full", "mono"))
+    assert run.predictor == READOUT_NAME
+    full = run.records["full"]
+    assert {"l1_direction_sector", "l1_azimuth"} <= {r["task"] for r in full} <= set(READOUT_TASKS)
+    assert run.excluded["full"]["task not applicable to this predictor"] > 0  # e.g. navigation reads every source
+    accuracy = np.mean([r["correct"] for r in full])
+    assert accuracy >= 0.8 and np.mean([r["correct"] for r in run.records["mono"]]) <= accuracy - 0.3
+
+    rng = np.random.default_rng(1)
+    answers = []
+    for item in filter(readout.applies_to, anechoic.items):
+        scene, scrambled = SceneSpec.from_json(item["scene"]), SceneSpec.from_json(item["scene"])
+        for source in scrambled.sources:
+            source.azimuth, source.elevation = float(rng.uniform(-180, 180)), float(rng.uniform(-60, 60))
+        audio = anechoic.audio(item)
+        answers.append([readout.predict([Request(item, audio, s, "full")])[0] for s in (scene, scrambled)])
+    assert all(true == scrambled for true, scrambled in answers)
 
 
 def test_seld_cli_on_csv_folders(tmp_path):

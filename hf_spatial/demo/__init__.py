@@ -12,7 +12,8 @@ Steps (each one a public API of the package, also runnable alone with the other 
    step budgets that fit `--minutes`; sft runs twice, atomic perception first (`--tasks l1_direction_sector`), then
    every scored task;
 4. evaluation on the benchmark (`hf-spatial evaluate`): the model with the no_audio, mono and spatial_zeroed
-   controls; the cascade baseline (the encoder's slots as text for the same language model); the spatial encoder's
+   controls; the cascade baseline (the encoder's slots as text for the same language model); the encoder readout
+   (the encoder's detections answering alone, no language model, no ground truth); the spatial encoder's
    own DCASE 2024 SELD metrics and direction error beside the classical active-intensity estimator; and two
    classical lines: intensity + true source identity (an oracle: told which estimate is which sound) and intensity
    with no ground truth (single-source items only, shown beside the model on the same items);

@@ -22,8 +22,8 @@ STAGE_SHARES = {"encoder": 0.10, "align": 0.04, "perception": 0.26, "sft": 0.52,
 REFERENCE_PROBE_SECONDS = 0.35  # `probe_seconds()`
 SIMULATION_SECONDS_PER_SCENE = 0.075  # training scenes, their questions and the benchmark, with 2 workers
 EMBEDDING_SECONDS_PER_SCENE = 0.075  # keying and embedding a training scene's clip (the first language stage)
-EVALUATION_SECONDS_PER_ITEM = 0.24  # a headline item: the model in 4 conditions and after SFT in 2, the cascade,
-# the encoder's metrics, the baselines, and as many of the model's training questions
+EVALUATION_SECONDS_PER_ITEM = 0.26  # a headline item: the model in 4 conditions and after SFT in 2, the cascade,
+# the encoder readout, the encoder's metrics, the baselines, and as many of the model's training questions
 WHOLE_BENCHMARK_SECONDS_PER_ITEM = 0.05  # an item of the all-task benchmark: the model in 4 conditions
 STAGE_OVERHEAD_SECONDS = 20.0  # per stage: loading, making its rows, saving (outside its training budget)
 FIXED_SECONDS = 30.0  # imports, the probe, the report

@@ -16,6 +16,7 @@ CONDITION_LABELS = {
     "mono": "mono (W only)",
     "spatial_zeroed": "spatial branch zeroed",
     "cascade": "cascade (encoder slots as text)",
+    "readout": "encoder readout (no language model)",
     "intensity_oracle": "intensity + true source identity (oracle)",
     "intensity": "intensity, no ground truth",
 }
@@ -212,7 +213,10 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         "",
         "Accuracy in % with 95% Wilson intervals. Controls: no audio (the question alone), mono (X, Y, Z zeroed: "
         "W only), spatial branch zeroed (the model without its spatial encoder). Baselines: the cascade gives the "
-        "same language model the spatial encoder's detections as text instead of audio tokens; intensity + true "
+        "same language model the spatial encoder's detections as text instead of audio tokens; the encoder readout "
+        "answers from those detections alone, without a language model (each sound the question names is where its "
+        "class's detection points; no ground truth): what the model's language model could read from its encoder. "
+        "Intensity + true "
         "source identity is an **oracle**: classical active-intensity directions, matched to the true sources on "
         "their true directions, so it is told which estimate is which sound (an upper bound for a localiser "
         "that cannot recognise sounds, not a competitor). The fair classical line, which uses no ground truth, "
@@ -309,7 +313,7 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         f"- Model: `{results['paths']['model']}` (`AutoModelForMultimodalLM.from_pretrained`, `AutoProcessor`).",
         f"- Benchmark: `{results['paths']['benchmark']}` (`load_dataset`, and a TWNM layout in `twnm/`).",
         f"- Full evaluation reports (per level, per task, plots, predictions): `{results['paths']['evaluation']}`, "
-        f"`{results['paths']['cascade']}`, `{results['paths']['intensity_oracle']}`, "
+        f"`{results['paths']['cascade']}`, `{results['paths']['readout']}`, `{results['paths']['intensity_oracle']}`, "
         f"`{results['paths']['intensity_baseline']}`; the encoder's SELD report and CSVs: "
         f"`{results['paths']['encoder']}`.",
         "- Each step alone: `hf-spatial simulate`, `questions`, `benchmark build`, `train --stage ...`, `evaluate`.",

@@ -88,8 +88,9 @@ def demo_targets(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], seconds: dict[str, float]):
-    """The demo's results: scored accuracy per condition (model controls, cascade, oracle intensity baseline), the
-    fair classical line beside the model on its single-source items, the encoder's metrics, targets, paths."""
+    """The demo's results: scored accuracy per condition (model controls, cascade, encoder readout, oracle intensity
+    baseline), the fair classical line beside the model on its single-source items, the encoder's metrics, targets,
+    paths."""
     from hf_spatial.evaluation.report import condition_results
 
     model_records = _read_records(paths.eval_model)
@@ -97,6 +98,7 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
     fair_records = _read_records(paths.eval_intensity)["full"]
     rows = {condition: scored_metrics(model_records[condition]) for condition in MODEL_CONDITIONS}
     rows["cascade"] = scored_metrics(_read_records(paths.eval_cascade)["full"])
+    rows["readout"] = scored_metrics(_read_records(paths.eval_readout)["full"])
     rows["intensity_oracle"] = scored_metrics(oracle_records)
     # The fair line answers single-source items only: every line on exactly those items.
     fair_items = {record["sample_id"] for record in fair_records}
@@ -137,6 +139,7 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
             "intensity_baseline": str(paths.eval_intensity),
             "intensity_oracle": str(paths.eval_intensity_oracle),
             "cascade": str(paths.eval_cascade),
+            "readout": str(paths.eval_readout),
             "encoder": str(paths.eval_encoder),
         },
     }

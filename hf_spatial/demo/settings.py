@@ -113,5 +113,9 @@ class DemoPaths:
         return self.out / "eval" / "cascade"
 
     @property
+    def eval_readout(self) -> Path:
+        return self.out / "eval" / "encoder_readout"
+
+    @property
     def eval_encoder(self) -> Path:
         return self.out / "eval" / "encoder"

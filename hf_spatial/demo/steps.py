@@ -346,6 +346,14 @@ def demo_steps(
             lambda: (paths.eval_cascade / EVAL_RESULTS_FILE).is_file(),
         ),
         Step(
+            "readout",
+            "evaluate the encoder readout: the encoder's detections answering the questions, no language model",
+            lambda: evaluate_benchmark(
+                paths.benchmark, paths.eval_readout, model=paths.model, baseline="encoder-readout"
+            ),
+            lambda: (paths.eval_readout / EVAL_RESULTS_FILE).is_file(),
+        ),
+        Step(
             "encoder_metrics",
             "the spatial encoder on the benchmark's scenes: DCASE 2024 SELD metrics, direction error",
             lambda: _evaluate_encoder(paths),

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate a model or baseline on the ASA benchmark, or SELD metrics",
         description=(
             "Benchmark: --model PATH | --baseline intensity | --baseline intensity-oracle | --baseline cascade "
-            "--model PATH, with --benchmark DIR. "
+            "--model PATH | --baseline encoder-readout --model PATH, with --benchmark DIR. "
             "SELD: --seld --ref DIR --pred DIR, or --seld --model PATH --dataset DIR."
         ),
     )
@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--baseline",
         choices=BASELINES,
         help="evaluate a baseline instead: intensity (classical, no ground truth: single-source items), "
-        "intensity-oracle (told the true source identities), cascade (the model's encoder slots as text)",
+        "intensity-oracle (told the true source identities), cascade (the model's encoder slots as text), "
+        "encoder-readout (the model's encoder detections read directly, no language model)",
     )
     parser.add_argument("--benchmark", type=Path, help="benchmark folder (hf-spatial benchmark build, or TWNM layout)")
     parser.add_argument("--controls", action="store_true", help="also no_audio, mono, spatial_zeroed, rotated")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hf_spatial.sharding import WHOLE, Shard
 
-BASELINES = ("intensity", "intensity-oracle", "cascade")
+BASELINES = ("intensity", "intensity-oracle", "cascade", "encoder-readout")
 
 
 def evaluate_benchmark(
@@ -31,13 +31,15 @@ def evaluate_benchmark(
     encoder_metrics: bool = True,
     split: str = "test",
 ) -> dict | None:
-    """Evaluate a model (`model`) or a baseline (`baseline`: intensity, intensity-oracle, or cascade with `model`);
-    writes eval_results.json, report.md, predictions.jsonl and plots to `out` and returns the results.
+    """Evaluate a model (`model`) or a baseline (`baseline`: intensity, intensity-oracle, or cascade or
+    encoder-readout with `model`); writes eval_results.json, report.md, predictions.jsonl and plots to `out` and
+    returns the results.
     `answer_format` and `scoring` are `ModelPredictor`'s (how the model is asked to answer, and generated vs most
     likely option); `embedding_cache` a folder of cached audio-encoder outputs (`hf-spatial embed`). `intensity`
     uses no ground truth (single-source items only); `intensity-oracle` is told which estimate is which source
-    (`evaluation.baselines`). `split` is the split of the benchmark folder to score: `test`, or `train` of a
-    question dataset (`hf-spatial questions`) to measure how much of its training questions a model fits.
+    (`evaluation.baselines`); `encoder-readout` answers from the model's spatial encoder alone, without its
+    language model (`evaluation.readout`). `split` is the split of the benchmark folder to score: `test`, or `train`
+    of a question dataset (`hf-spatial questions`) to measure how much of its training questions a model fits.
 
     `conditions` names the conditions to score (default: every control with `controls`, else `full` alone). A
     model with a spatial encoder also gets the encoder's own metrics on the benchmark's scenes (DCASE 2024 SELD,
@@ -51,6 +53,7 @@ def evaluate_benchmark(
     from hf_spatial.evaluation.items import Benchmark, load_benchmark
     from hf_spatial.evaluation.parts import score_in_parts
     from hf_spatial.evaluation.predictors import CascadePredictor
+    from hf_spatial.evaluation.readout import EncoderReadout
     from hf_spatial.evaluation.report import write_outputs
     from hf_spatial.evaluation.runner import EvaluationRun, evaluate
 
@@ -69,6 +72,8 @@ def evaluate_benchmark(
         raise ValueError("Pass --model PATH (a model folder) or --baseline intensity.")
     elif baseline == "cascade":
         predictor = CascadePredictor(model, **model_kwargs)
+    elif baseline == "encoder-readout":
+        predictor = EncoderReadout(model, device=device)
     elif baseline is None:
         from hf_spatial.evaluation.predictors import ModelPredictor
 
