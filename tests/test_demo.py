@@ -4,6 +4,7 @@ loads with the Auto classes, a re-run resumes, and the plan and sources are chos
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,18 @@ from tests.conftest import run_cli
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo") / "run"
-    result = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural")
+    # A home of its own, so that what the run leaves in the user's caches can be seen.
+    env = {"HF_HOME": str(out.parent / "hf_home")}
+    result = run_cli("demo", "--out", str(out), "--smallest", "--sources", "procedural", env=env)
     return out, result.stdout
+
+
+def test_demo_keeps_its_datasets_cache_inside_the_run(demo_dir):
+    out, _ = demo_dir
+    if "HF_DATASETS_CACHE" in os.environ:
+        pytest.skip("a cache folder the user chose (HF_DATASETS_CACHE) is kept")
+    assert list((out / "cache" / "datasets").rglob("*.arrow"))  # Arrow copies of its folders, deleted with the run
+    assert not list((out.parent / "hf_home").rglob("*.arrow"))
 
 
 def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):

@@ -7,9 +7,13 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
+
+import datasets
 
 from hf_spatial.atomic import write_json_atomic, write_text_atomic
 from hf_spatial.demo.plan import DemoPlan, measure_slowdown
@@ -62,21 +66,38 @@ def run_demo(
         return budget
 
     steps = demo_steps(plan, spec, paths, workers, cache_dir, stage_seconds)
-    for number, step in enumerate(steps, start=1):
-        if step.done():
-            logger.info("[%d/%d] %s: done in an earlier run, skipped", number, len(steps), step.description)
-            continue
-        logger.info("[%d/%d] %s", number, len(steps), step.description)
-        began = time.monotonic()
-        step.run()
-        state["seconds"][step.name] = round(time.monotonic() - began, 1)
-        write_json_atomic(paths.out / STATE_FILE, state)
-    results = collect_results(paths, plan, {"spec": spec, "reason": reason}, state["seconds"])
+    with datasets_cache_in(paths.datasets_cache):
+        for number, step in enumerate(steps, start=1):
+            if step.done():
+                logger.info("[%d/%d] %s: done in an earlier run, skipped", number, len(steps), step.description)
+                continue
+            logger.info("[%d/%d] %s", number, len(steps), step.description)
+            began = time.monotonic()
+            step.run()
+            state["seconds"][step.name] = round(time.monotonic() - began, 1)
+            write_json_atomic(paths.out / STATE_FILE, state)
+        results = collect_results(paths, plan, {"spec": spec, "reason": reason}, state["seconds"])
     results["seconds"]["total (this run)"] = round(time.monotonic() - start, 1)
     write_plots(results, paths.out / "plots")
     write_json_atomic(paths.out / DEMO_RESULTS_FILE, results)
     write_text_atomic(paths.out / REPORT_FILE, report_markdown(results))
     return results
+
+
+@contextmanager
+def datasets_cache_in(folder: Path) -> Iterator[None]:
+    """Within the block, the Arrow copies `datasets` makes of the run's folders go to `folder` (inside the run:
+    deleting the run deletes them) instead of `~/.cache/huggingface/datasets`, where each run left several GB (every
+    question row carries its scene's audio). An `HF_DATASETS_CACHE` the user set is kept."""
+    if "HF_DATASETS_CACHE" in os.environ:
+        yield
+        return
+    previous = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = folder
+    try:
+        yield
+    finally:
+        datasets.config.HF_DATASETS_CACHE = previous
 
 
 def _resume_or_make_plan(out: Path, request: dict[str, Any]) -> DemoPlan:

@@ -81,6 +81,10 @@ class DemoPaths:
         return self.out / "embeddings"
 
     @property
+    def datasets_cache(self) -> Path:
+        return self.out / "cache" / "datasets"
+
+    @property
     def model(self) -> Path:
         return self.stage("grpo")
 
