@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from hf_spatial.acoustics.intensity import estimate_directions
 from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.conventions import SAMPLE_RATE, angular_distance
 from hf_spatial.evaluation.controls import Request
@@ -74,8 +75,6 @@ class IntensityBaseline:
 
     def estimate(self, foa: np.ndarray, scene: SceneSpec) -> list[tuple[float, float]]:
         """One estimated direction per source of `scene`; [] when the signal gives none."""
-        from hf_spatial.acoustics.intensity import estimate_directions
-
         count = len(scene.sources) if self.oracle_identity else 1
         try:
             estimates = estimate_directions(foa, self.sample_rate, num_sources=count)
