@@ -8,6 +8,7 @@ import importlib.util
 import json
 import platform
 import shutil
+from pathlib import Path
 
 PACKAGES = (
     "hf-spatial",
@@ -26,6 +27,16 @@ PACKAGES = (
 # Tools used when present: espeak-ng for the procedural speech-like sources, apt-get/dpkg-deb for the Debian
 # sound bank.
 TOOLS = ("espeak-ng", "apt-get", "dpkg-deb")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (what `lscpu` prints as "Model name"): step rates differ several times between machines
+    of one kind, so every timing is quoted with it."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def collect() -> dict[str, object]:
@@ -48,6 +59,7 @@ def collect() -> dict[str, object]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "packages": versions,
         "tools": {tool: shutil.which(tool) for tool in TOOLS},
         "problems": problems,
@@ -59,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"python {report['python']} on {report['platform']}")
+        print(f"python {report['python']} on {report['platform']}, CPU {report['cpu']}")
         for name, version in report["packages"].items():
             print(f"  {name:<16} {version or 'MISSING'}")
         for tool, path in report["tools"].items():

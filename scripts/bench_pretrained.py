@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import tempfile
 import time
 
@@ -20,6 +18,7 @@ import torch
 from transformers import Qwen2AudioEncoder, Qwen2AudioEncoderConfig, WhisperFeatureExtractor
 
 from hf_spatial import conventions as C
+from hf_spatial.env import cpu_model
 from hf_spatial.pretrained.spatial_qwen_audio import (
     build_pretrained_spatial_qwen_audio,
     whisper_audio_config,
@@ -28,12 +27,6 @@ from hf_spatial.pretrained.spatial_qwen_audio import (
 from hf_spatial.pretrained.whisper import convert_ctranslate2_whisper, load_ctranslate2_whisper
 
 RATE = C.SAMPLE_RATE
-
-
-def cpu_model() -> str:
-    lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    fields = dict(line.split(":", 1) for line in lines if ":" in line)
-    return f"{fields.get('Model name', platform.processor()).strip()}, {torch.get_num_threads()} threads"
 
 
 def encoder_seconds_per_clip(whisper, window_seconds: int, batch: int, repeats: int) -> float:
@@ -110,7 +103,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
 
-    report: dict[str, object] = {"cpu": cpu_model(), "torch": torch.__version__}
+    report: dict[str, object] = {"cpu": f"{cpu_model()}, {torch.get_num_threads()} threads", "torch": torch.__version__}
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         convert_ctranslate2_whisper(args.whisper, f"{folder}/whisper")

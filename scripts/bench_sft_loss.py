@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import subprocess
 import time
 import types
 from pathlib import Path
@@ -24,6 +23,7 @@ from trl import SFTTrainer
 
 from hf_spatial.data.folders import load_folder
 from hf_spatial.data.simulate import simulate
+from hf_spatial.env import cpu_model
 from hf_spatial.models.spatial_encoders import SHIPPED_SPATIAL_ENCODER
 from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
 from hf_spatial.pretrained.spatial_qwen_audio import try_build_pretrained_spatial_qwen_audio
@@ -32,12 +32,6 @@ from hf_spatial.training.chat_data import sft_row
 from hf_spatial.training.common import dataset_labels, keep_tasks, load_model_and_processor, prepare_embedding_cache
 from hf_spatial.training.language_stages import SpatialSFTTrainer
 from hf_spatial.training.stages import load_config
-
-
-def cpu_model() -> str:
-    """The CPU's model name as `lscpu` prints it: step rates differ between machines of one kind."""
-    lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    return dict(line.split(":", 1) for line in lines if ":" in line).get("Model name", "unknown").strip()
 
 
 def build_model(out: Path, scenes: Path) -> Path:
@@ -91,14 +85,15 @@ def main() -> None:
         seconds[variant] = (time.perf_counter() - began) / args.steps
     tokens = sum(int(batch["attention_mask"].sum()) for batch in batches) / len(batches)
     labels = sum(int((batch["labels"] != -100).sum()) for batch in batches) / len(batches)
-    print(f"CPU: {cpu_model()}; batch 8, {tokens:.0f} tokens of which {labels:.0f} labelled per batch")
+    cpu = cpu_model()
+    print(f"CPU: {cpu}; batch 8, {tokens:.0f} tokens of which {labels:.0f} labelled per batch")
     print("| loss | seconds per step (forward + backward) | steps per second |")
     print("|---|---|---|")
     for variant, value in seconds.items():
         print(f"| {variant} | {value:.4f} | {1 / value:.2f} |")
     speedup = seconds["trl_fused_head"] / seconds["answer_positions"]
     print(f"speedup: {speedup:.2f}x")
-    print(json.dumps({"cpu": cpu_model(), "seconds_per_step": seconds, "speedup": round(speedup, 2),
+    print(json.dumps({"cpu": cpu, "seconds_per_step": seconds, "speedup": round(speedup, 2),
                       "tokens_per_batch": tokens, "labelled_tokens_per_batch": labels}))  # fmt: skip
 
 

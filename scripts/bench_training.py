@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
 
 from hf_spatial.data.simulate import simulate
+from hf_spatial.env import cpu_model
 from hf_spatial.tasks.dataset import build_question_dataset
 from hf_spatial.training.stages import load_config, run_stage
 
@@ -87,7 +87,8 @@ def main() -> None:
             row["speedup"] = round(row["cache_steps_per_second"] / row["features_steps_per_second"], 2)
             row["cpu_speedup"] = round(row["features_cpu_seconds_per_step"] / row["cache_cpu_seconds_per_step"], 2)
         previous = str(out / f"{stage}-features")
-    print(f"CPU: {cpu_model()}")
+    cpu = cpu_model()
+    print(f"CPU: {cpu}")
     print("| stage | batch | steps/s (encoders every step) | steps/s (embedding cache) | speedup "
           "| CPU s/step (encoders) | CPU s/step (cache) | CPU speedup |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
@@ -96,15 +97,7 @@ def main() -> None:
               f"{row.get('cache_steps_per_second', '-')} | {row.get('speedup', '-')} | "
               f"{row['features_cpu_seconds_per_step']} | {row.get('cache_cpu_seconds_per_step', '-')} | "
               f"{row.get('cpu_speedup', '-')} |")  # fmt: skip
-    print(json.dumps({"cpu": cpu_model(), "stages": rows}))
-
-
-def cpu_model() -> str:
-    """The CPU's model name (as `lscpu` prints it): rates differ between machines of one kind."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+    print(json.dumps({"cpu": cpu, "stages": rows}))
 
 
 if __name__ == "__main__":

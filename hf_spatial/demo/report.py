@@ -216,11 +216,10 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         "same language model the spatial encoder's detections as text instead of audio tokens; the encoder readout "
         "answers from those detections alone, without a language model (each sound the question names is where its "
         "class's detection points; no ground truth): what the model's language model could read from its encoder. "
-        "Intensity + true "
-        "source identity is an **oracle**: classical active-intensity directions, matched to the true sources on "
-        "their true directions, so it is told which estimate is which sound (an upper bound for a localiser "
-        "that cannot recognise sounds, not a competitor). The fair classical line, which uses no ground truth, "
-        "follows the table.",
+        "Intensity + true source identity is an **oracle**: classical active-intensity directions, matched to the "
+        "true sources on their true directions, so it is told which estimate is which sound (an upper bound for a "
+        "localiser that cannot recognise sounds, not a competitor). The fair classical line, which uses no ground "
+        "truth, follows the table.",
         "",
         *_accuracy_table(rows, "scored", "all scored", CONDITION_LABELS),
         "",
