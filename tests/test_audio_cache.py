@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from hf_spatial.models.audio_cache import (
     KEY_COLUMN,
     AudioEmbeddingCache,
     clip_key,
+    clip_keys,
     embed_dataset,
     encoder_fingerprint,
     with_clip_keys,
@@ -272,6 +274,24 @@ def test_with_clip_keys_decodes_each_scene_once_and_keys_by_samples(questions_di
     assert len(set(keys)) < len(keys)  # questions of one scene share their clip
     row = dataset[0]
     assert row[KEY_COLUMN] == clip_key(read_foa(row["audio"]))
+
+
+def test_keying_a_filtered_question_set_without_its_audio_copies_no_audio(live, questions_dir):
+    # What a language stage does with its tasks' rows: before, `add_column` flattened the filtered rows audio and
+    # all (a demo run's Arrow cache was 7 GB of such copies).
+    model, processor = live
+    questions = load_folder(questions_dir, "train")
+    folder = Path(questions.cache_files[0]["filename"]).parent
+    filtered = questions.filter(lambda task: task.startswith("l1_"), input_columns="task")
+    assert 0 < len(filtered) < len(questions)
+    before = set(folder.glob("*.arrow"))
+    cache = AudioEmbeddingCache.for_model(None, model, processor.feature_extractor)
+    keyed = embed_dataset(cache, model, processor.feature_extractor, filtered, keep_audio=False)
+    written = sum(path.stat().st_size for path in set(folder.glob("*.arrow")) - before)
+    audio_bytes = sum(len(cell["bytes"]) for cell in filtered["audio"])  # load_folder leaves the FLAC encoded
+    assert "audio" not in keyed.column_names and keyed["sample_id"] == filtered["sample_id"]
+    assert keyed[KEY_COLUMN] == clip_keys(filtered) and not cache.missing(keyed[KEY_COLUMN])
+    assert written < audio_bytes / 20, (written, audio_bytes)
 
 
 def test_stages_with_a_cache_never_run_the_encoders(scenes_dir, questions_dir, tmp_path, monkeypatch):

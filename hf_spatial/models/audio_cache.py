@@ -302,15 +302,15 @@ def _cell_identity(data: Any) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def with_clip_keys(dataset: Any, audio_column: str = "audio") -> Any:
-    """`dataset` with a `KEY_COLUMN` column: each row's clip key. Each distinct audio cell is decoded once (the
+def clip_keys(dataset: Any, audio_column: str = "audio") -> list[str]:
+    """Each row's clip key (its `KEY_COLUMN` when it has one). Each distinct audio cell is decoded once (the
     questions of one scene share theirs); the cells are hashed straight from the Arrow buffers."""
     from tqdm.auto import tqdm
 
     from hf_spatial.data import read_foa
 
     if KEY_COLUMN in dataset.column_names:
-        return dataset
+        return dataset[KEY_COLUMN]
     keys = []
     batches = dataset.select_columns([audio_column]).with_format("arrow").iter(batch_size=64)
     with tqdm(total=len(dataset), desc="clip keys", unit="row", leave=False) as bar:
@@ -324,7 +324,14 @@ def with_clip_keys(dataset: Any, audio_column: str = "audio") -> Any:
                     _KEY_OF_CELL[digest] = clip_key(read_foa(cell))
                 keys.append(_KEY_OF_CELL[digest])
             bar.update(len(cells))
-    return dataset.add_column(KEY_COLUMN, keys)
+    return keys
+
+
+def with_clip_keys(dataset: Any, audio_column: str = "audio") -> Any:
+    """`dataset` with a `KEY_COLUMN` column: each row's clip key (`clip_keys`)."""
+    if KEY_COLUMN in dataset.column_names:
+        return dataset
+    return dataset.add_column(KEY_COLUMN, clip_keys(dataset, audio_column))
 
 
 def embed_dataset(
@@ -335,15 +342,16 @@ def embed_dataset(
     audio_column: str = "audio",
     batch_size: int = 8,
     shard_size: int = 256,
+    keep_audio: bool = True,
 ) -> Any:
     """Store the encoder outputs of every clip of `dataset` that `cache` lacks; returns the dataset with its clip
-    keys (`KEY_COLUMN`). Resumable: complete shards are kept, so a re-run computes only what is missing."""
+    keys (`KEY_COLUMN`), and without its audio column for `keep_audio=False` (keyed rows need none). Resumable:
+    complete shards are kept, so a re-run computes only what is missing."""
     from tqdm.auto import tqdm
 
     from hf_spatial.data import read_foa
 
-    dataset = with_clip_keys(dataset, audio_column)
-    keys = dataset[KEY_COLUMN]
+    keys = clip_keys(dataset, audio_column)
     first_row = {key: row for row, key in reversed(list(enumerate(keys)))}
     missing = cache.missing(keys)
     if missing:
@@ -357,4 +365,7 @@ def embed_dataset(
 
         cache.update(model, feature_extractor, clips(), batch_size=batch_size, shard_size=shard_size)
         bar.close()
-    return dataset
+    # The audio goes before the keys come: on a filtered dataset (an index mapping) `add_column` first writes a flat
+    # copy of every column, and a question set's audio column is most of its bytes.
+    keyed = dataset if keep_audio else dataset.remove_columns(audio_column)
+    return keyed if KEY_COLUMN in keyed.column_names else keyed.add_column(KEY_COLUMN, keys)

@@ -97,7 +97,7 @@ def prepare_embedding_cache(args: StageDataArguments, model, processor, splits: 
         keyed = [
             split
             if split is None
-            else embed_dataset(cache, model, processor.feature_extractor, split).remove_columns("audio")
+            else embed_dataset(cache, model, processor.feature_extractor, split, keep_audio=False)
             for split in splits
         ]
     logger.info("audio embedding cache %s: %d clips", cache.folder, len(cache))

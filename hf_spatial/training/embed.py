@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from hf_spatial.data import read_foa
 from hf_spatial.data.folders import load_folder
-from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache, with_clip_keys
+from hf_spatial.models.audio_cache import AudioEmbeddingCache, clip_keys
 from hf_spatial.sharding import WHOLE, Shard, add_shard_arguments, shard_from_args
 from hf_spatial.training.common import load_model_and_processor
 
@@ -61,7 +61,7 @@ def embed(
     # (split, row) of each distinct clip's first occurrence, in dataset order
     clips: dict[str, tuple[str, int]] = {}
     for split in splits:
-        keys = with_clip_keys(load_folder(dataset_dir, split))[KEY_COLUMN]
+        keys = clip_keys(load_folder(dataset_dir, split))
         for row, key in enumerate(keys):
             clips.setdefault(key, (split, row))
     ordered = list(clips.items())
