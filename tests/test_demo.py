@@ -65,6 +65,12 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     single = results["single_source"]
     if single:  # every line scored on the same single-source items
         assert len({row["scored"]["n"] for row in single.values()}) == 1 and "single-source items" in stdout
+    # Source binding: the model, the readout and the oracle on the same multi-source items about a named sound.
+    assert "## Source binding: the named sound, or another one it hears?" in report
+    binding = results["source_binding"]
+    if binding:
+        assert len({line["items"] for line in binding.values() if line}) == 1 and "source binding (" in stdout
+        assert 0 < binding["full"]["name_blind"] < 1
     assert "## Spatial encoder (hearing alone)" in report and "cascade (encoder slots as text)" in report
     assert "encoder readout (no language model)" in report and "encoder readout (no language model)" in stdout
     encoder = results["encoder"]

@@ -295,6 +295,32 @@ def test_intensity_baseline_near_perfect_on_anechoic_scenes(anechoic):
     assert np.mean([r["correct"] for r in fair.records["full"]]) >= 0.9
 
 
+def test_source_binding_tells_the_named_sound_from_another_heard_one(anechoic):
+    """`source_binding` on the oracle intensity baseline (told which estimate is which sound): its answers are the
+    named sounds'; on answers given for another sound of the scene (a listener that ignores the name): never."""
+    from hf_spatial.evaluation.baselines import IntensityBaseline
+    from hf_spatial.evaluation.binding import answers_per_source, source_binding
+    from hf_spatial.evaluation.runner import evaluate
+
+    oracle = evaluate(IntensityBaseline(oracle_identity=True), anechoic, ("full",)).records["full"]
+    binding = source_binding(oracle, anechoic.items)
+    assert binding["items"] >= 4 and binding["named"]["share"] >= 0.9 and binding["another_source"]["share"] <= 0.1
+    assert binding["name_blind"] == pytest.approx(0.5)  # two sounds in every scene counted, in different sectors
+
+    answers = {item["sample_id"]: answers_per_source(item) for item in anechoic.items}
+    counted, other_sound = [], []  # the items where the scene's other sound has another answer, answered for it
+    for record in oracle:
+        if answers[record["sample_id"]] is not None:
+            index, letters = answers[record["sample_id"]]
+            if None not in letters and letters[0] != letters[1]:
+                counted.append(record)
+                other_sound.append({**record, "predicted_letter": letters[1 - index]})
+    blind = source_binding(other_sound, anechoic.items)
+    assert blind["items"] == len(counted) >= 4
+    assert blind["named"]["share"] == 0 and blind["another_source"]["share"] == 1
+    assert source_binding([r for r in oracle if answers[r["sample_id"]] is None], anechoic.items) is None
+
+
 def test_encoder_readout_answers_from_the_shipped_encoder_without_ground_truth(anechoic, tmp_path):
     """The encoder readout (`hf-spatial evaluate --baseline encoder-readout`) on a model around the shipped spatial
     encoder: right on the anechoic scenes' direction questions, at chance with W only, and blind to the true

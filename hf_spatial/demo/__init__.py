@@ -16,7 +16,9 @@ Steps (each one a public API of the package, also runnable alone with the other 
    (the encoder's detections answering alone, no language model, no ground truth); the spatial encoder's
    own DCASE 2024 SELD metrics and direction error beside the classical active-intensity estimator; and two
    classical lines: intensity + true source identity (an oracle: told which estimate is which sound) and intensity
-   with no ground truth (single-source items only, shown beside the model on the same items);
+   with no ground truth (single-source items only, shown beside the model on the same items); and source binding
+   (`hf_spatial.evaluation.binding`: on multi-source questions about one named sound, answers for that sound vs
+   for another sound of the scene, for the model, the readout and the oracle);
 5. a report folder: `demo_results.json`, `demo_report.md` with the tables, plots, the evaluation reports, and the
    final model (`OUT/model`, loads with `AutoModelForMultimodalLM.from_pretrained`).
 

@@ -58,6 +58,8 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
             f"  single-source items ({single['intensity']['scored']['n']}; no source identity needed): "
             + ", ".join(f"{CONDITION_LABELS[name]} {value:.1f}%" for name, value in accuracy.items())
         )
+    if results["source_binding"]:
+        lines.append(f"  {binding_line(results['source_binding'])}")
     whole = results["whole_benchmark"]
     lines.append(
         f"  whole benchmark, all tasks ({whole['full']['overall']['n']} questions, most never trained): "
@@ -127,6 +129,54 @@ def training_fit_line(results: Mapping[str, Any]) -> str:
         f"training questions ({training['n']}, seen in training): full {100 * training['accuracy']:.1f}% vs "
         f"{100 * held_out['accuracy']:.1f}% held out ({gap:+.1f}: what it fits of its training clips beyond hearing)"
     )
+
+
+def binding_line(binding: Mapping[str, Any]) -> str:
+    """Source binding in one line: how often the model, the readout and the oracle answer for the named sound, and
+    for another sound instead, beside a name-blind perfect localiser."""
+
+    def shares(key: str) -> str:
+        return ", ".join(
+            f"{CONDITION_LABELS[name]} {100 * value[key]['share']:.1f}%" for name, value in binding.items() if value
+        )
+
+    full = binding["full"]
+    return (
+        f"source binding ({full['items']} questions about one named sound among several, where another sound has "
+        f"another answer): answered for the named sound: {shares('named')}; for another sound: "
+        f"{shares('another_source')}; a perfect localiser that ignores the name: {100 * full['name_blind']:.1f}%"
+    )
+
+
+def _binding_section(binding: Mapping[str, Any] | None) -> list[str]:
+    lines = [
+        "## Source binding: the named sound, or another one it hears?",
+        "",
+        "On a direction question about one named sound in a scene of several, answering for whichever sound is heard "
+        "best is often right by luck. On the items where another sound of the scene has another answer: how often "
+        "each line answers for the named sound, and how often for another sound of the scene instead.",
+        "",
+    ]
+    if not binding:
+        return [*lines, "The benchmark has no such item."]
+    names = [name for name, value in binding.items() if value]
+    lines += [
+        "| answered for | " + " | ".join(CONDITION_LABELS[name] for name in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for key, label in (("named", "the named sound"), ("another_source", "another sound of the scene")):
+        cells = []
+        for name in names:
+            share = binding[name][key]
+            low, high = share["ci95"]
+            cells.append(f"{100 * share['share']:.1f} ({100 * low:.1f}-{100 * high:.1f}), n={share['n']}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"A perfect localiser that ignores the name answers for the named sound on "
+        f"{100 * binding['full']['name_blind']:.1f}% of these items.",
+    ]
+    return lines
 
 
 def _cell(metric: Mapping[str, Any] | None) -> str:
@@ -291,6 +341,7 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         ]
     else:
         lines.append("The benchmark has no single-source item the classical line applies to.")
+    lines += ["", *_binding_section(results["source_binding"])]
     lines += [
         "",
         encoder_markdown(results["encoder"])

@@ -1,5 +1,6 @@
 """The demo's results from its evaluation folders: scored accuracy per condition, the fair classical line on
-single-source items, GRPO's record, the encoder's metrics and the demo's targets (`demo_results.json`)."""
+single-source items, source binding, GRPO's record, the encoder's metrics and the demo's targets
+(`demo_results.json`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from hf_spatial.demo.settings import (
     DemoPaths,
 )
 from hf_spatial.demo.steps import demo_stages
+from hf_spatial.evaluation.binding import source_binding
+from hf_spatial.evaluation.items import load_benchmark
 from hf_spatial.training.records import STAGES_FILE
 
 
@@ -89,8 +92,8 @@ def demo_targets(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], seconds: dict[str, float]):
     """The demo's results: scored accuracy per condition (model controls, cascade, encoder readout, oracle intensity
-    baseline), the fair classical line beside the model on its single-source items, the encoder's metrics, targets,
-    paths."""
+    baseline), the fair classical line beside the model on its single-source items, source binding (model, readout
+    and oracle on multi-source questions about one named sound), the encoder's metrics, targets, paths."""
     from hf_spatial.evaluation.report import condition_results
 
     model_records = _read_records(paths.eval_model)
@@ -98,7 +101,8 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
     fair_records = _read_records(paths.eval_intensity)["full"]
     rows = {condition: scored_metrics(model_records[condition]) for condition in MODEL_CONDITIONS}
     rows["cascade"] = scored_metrics(_read_records(paths.eval_cascade)["full"])
-    rows["readout"] = scored_metrics(_read_records(paths.eval_readout)["full"])
+    readout_records = _read_records(paths.eval_readout)["full"]
+    rows["readout"] = scored_metrics(readout_records)
     rows["intensity_oracle"] = scored_metrics(oracle_records)
     # The fair line answers single-source items only: every line on exactly those items.
     fair_items = {record["sample_id"] for record in fair_records}
@@ -109,6 +113,15 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
             ("mono", model_records["mono"]),
             ("intensity_oracle", oracle_records),
             ("intensity", fair_records),
+        )
+    }
+    items = load_benchmark(paths.benchmark).items
+    binding = {
+        name: source_binding(records, items)
+        for name, records in (
+            ("full", model_records["full"]),
+            ("readout", readout_records),
+            ("intensity_oracle", oracle_records),
         )
     }
     after_sft = _read_records(paths.eval_after_sft)
@@ -124,6 +137,7 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
         "training_questions": scored_metrics(_read_records(paths.eval_training_questions)["full"]),
         "whole_benchmark": {condition: condition_results(whole[condition]) for condition in MODEL_CONDITIONS},
         "single_source": single_source if fair_items else None,
+        "source_binding": binding if binding["full"] else None,
         "encoder": json.loads((paths.eval_encoder / "encoder_metrics.json").read_text(encoding="utf-8")),
         "targets": demo_targets(rows),
         "seconds": seconds,
