@@ -28,7 +28,6 @@ from hf_spatial.models.audio_cache import (
     clip_keys,
     embed_dataset,
     encoder_fingerprint,
-    with_clip_keys,
 )
 from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import audio_token_count
 from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
@@ -268,12 +267,12 @@ def test_embed_jobs_of_a_sharded_run_write_the_files_of_one_run(scenes_dir, whol
     assert _shard_bytes(out) == whole_embedding
 
 
-def test_with_clip_keys_decodes_each_scene_once_and_keys_by_samples(questions_dir):
-    dataset = with_clip_keys(load_folder(questions_dir, "train"))
-    keys = dataset[KEY_COLUMN]
+def test_clip_keys_decode_each_scene_once_and_key_by_samples(questions_dir):
+    dataset = load_folder(questions_dir, "train")
+    keys = clip_keys(dataset)
     assert len(set(keys)) < len(keys)  # questions of one scene share their clip
     row = dataset[0]
-    assert row[KEY_COLUMN] == clip_key(read_foa(row["audio"]))
+    assert keys[0] == clip_key(read_foa(row["audio"]))
 
 
 def test_keying_a_filtered_question_set_without_its_audio_copies_no_audio(live, questions_dir):

@@ -327,13 +327,6 @@ def clip_keys(dataset: Any, audio_column: str = "audio") -> list[str]:
     return keys
 
 
-def with_clip_keys(dataset: Any, audio_column: str = "audio") -> Any:
-    """`dataset` with a `KEY_COLUMN` column: each row's clip key (`clip_keys`)."""
-    if KEY_COLUMN in dataset.column_names:
-        return dataset
-    return dataset.add_column(KEY_COLUMN, clip_keys(dataset, audio_column))
-
-
 def embed_dataset(
     cache: AudioEmbeddingCache,
     model: Any,
