@@ -113,6 +113,9 @@ def test_evaluate_cli_tiny_model_with_controls_and_circular(bench, tiny_model, t
     assert (out / "encoder" / "seld_metrics_2024.md").is_file()
     report = (out / "report.md").read_text()
     assert "## Cascade baseline" in report and "## Spatial encoder" in report
+    # Source binding for the conditions that present each item's own scene (None where no item counts).
+    assert set(results["source_binding"]) == {"full", "no_audio", "mono", "spatial_zeroed"}
+    assert "## Source binding" in report
 
 
 def _outputs(folder: Path) -> dict[str, bytes]:
@@ -295,17 +298,26 @@ def test_intensity_baseline_near_perfect_on_anechoic_scenes(anechoic):
     assert np.mean([r["correct"] for r in fair.records["full"]]) >= 0.9
 
 
-def test_source_binding_tells_the_named_sound_from_another_heard_one(anechoic):
+def test_source_binding_tells_the_named_sound_from_another_heard_one(anechoic, tmp_path):
     """`source_binding` on the oracle intensity baseline (told which estimate is which sound): its answers are the
-    named sounds'; on answers given for another sound of the scene (a listener that ignores the name): never."""
+    named sounds', in the evaluation's outputs too; on answers given for another sound of the scene (a listener that
+    ignores the name): never."""
     from hf_spatial.evaluation.baselines import IntensityBaseline
     from hf_spatial.evaluation.binding import answers_per_source, source_binding
+    from hf_spatial.evaluation.report import write_outputs
     from hf_spatial.evaluation.runner import evaluate
 
-    oracle = evaluate(IntensityBaseline(oracle_identity=True), anechoic, ("full",)).records["full"]
+    run = evaluate(IntensityBaseline(oracle_identity=True), anechoic, ("full", "rotated"))
+    oracle = run.records["full"]
     binding = source_binding(oracle, anechoic.items)
     assert binding["items"] >= 4 and binding["named"]["share"] >= 0.9 and binding["another_source"]["share"] <= 0.1
     assert binding["name_blind"] == pytest.approx(0.5)  # two sounds in every scene counted, in different sectors
+    results = write_outputs(run, tmp_path, plots=False, items=anechoic.items)
+    assert json.loads((tmp_path / "eval_results.json").read_text())["source_binding"] == {"full": binding}
+    assert results["source_binding"] == {"full": binding}  # not for rotated: its gold is another scene's
+    report = (tmp_path / "report.md").read_text()
+    named = binding["named"]
+    assert f"| the named sound | {100 * named['share']:.1f} (" in report and f"n={named['n']} |" in report
 
     answers = {item["sample_id"]: answers_per_source(item) for item in anechoic.items}
     counted, other_sound = [], []  # the items where the scene's other sound has another answer, answered for it

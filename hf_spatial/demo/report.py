@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_spatial.demo.settings import AFTER_SFT_CONDITIONS, PERCEPTION_TASKS
+from hf_spatial.evaluation.binding import binding_markdown
 from hf_spatial.tasks.registry import LEVEL_NAMES
 
 CONDITION_LABELS = {
@@ -146,37 +147,6 @@ def binding_line(binding: Mapping[str, Any]) -> str:
         f"another answer): answered for the named sound: {shares('named')}; for another sound: "
         f"{shares('another_source')}; a perfect localiser that ignores the name: {100 * full['name_blind']:.1f}%"
     )
-
-
-def _binding_section(binding: Mapping[str, Any] | None) -> list[str]:
-    lines = [
-        "## Source binding: the named sound, or another one it hears?",
-        "",
-        "On a direction question about one named sound in a scene of several, answering for whichever sound is heard "
-        "best is often right by luck. On the items where another sound of the scene has another answer: how often "
-        "each line answers for the named sound, and how often for another sound of the scene instead.",
-        "",
-    ]
-    if not binding:
-        return [*lines, "The benchmark has no such item."]
-    names = [name for name, value in binding.items() if value]
-    lines += [
-        "| answered for | " + " | ".join(CONDITION_LABELS[name] for name in names) + " |",
-        "|---|" + "---:|" * len(names),
-    ]
-    for key, label in (("named", "the named sound"), ("another_source", "another sound of the scene")):
-        cells = []
-        for name in names:
-            share = binding[name][key]
-            low, high = share["ci95"]
-            cells.append(f"{100 * share['share']:.1f} ({100 * low:.1f}-{100 * high:.1f}), n={share['n']}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"A perfect localiser that ignores the name answers for the named sound on "
-        f"{100 * binding['full']['name_blind']:.1f}% of these items.",
-    ]
-    return lines
 
 
 def _cell(metric: Mapping[str, Any] | None) -> str:
@@ -341,7 +311,7 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         ]
     else:
         lines.append("The benchmark has no single-source item the classical line applies to.")
-    lines += ["", *_binding_section(results["source_binding"])]
+    lines += ["", *binding_markdown(results["source_binding"] or {}, CONDITION_LABELS)]
     lines += [
         "",
         encoder_markdown(results["encoder"])

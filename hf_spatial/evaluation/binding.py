@@ -12,6 +12,8 @@ scene's sounds at random).
 binding = source_binding(records, benchmark.items)       # records: one condition's prediction records
 binding["named"]["share"], binding["another_source"]["share"], binding["name_blind"]
 ```
+
+`hf-spatial evaluate` reports it for every condition that presents the item's own scene (`BINDING_CONDITIONS`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.tasks.registry import TASKS, resolve_tasks
 from hf_spatial.tasks.scoring import wilson_interval
 from hf_spatial.tasks.solving import answer_for_scene, item_params
+
+# The conditions whose gold answers are those of the item's own scene and options in their own order (`rotated`
+# re-answers a rotated scene, `circular` permutes the options).
+BINDING_CONDITIONS = ("full", "no_audio", "mono", "spatial_zeroed")
 
 
 def answers_per_source(item: Mapping[str, Any]) -> tuple[int, list[str | None]] | None:
@@ -79,3 +85,33 @@ def source_binding(records: Sequence[Mapping[str, Any]], items: Sequence[Mapping
         "another_source": _share(another, total),
         "name_blind": name_blind / total,
     }
+
+
+def binding_markdown(binding: Mapping[str, Mapping[str, Any] | None], labels: Mapping[str, str]) -> list[str]:
+    """Markdown lines of source binding side by side: one column per entry of `binding` that has items (named by
+    `labels`, default the key), rows for the named sound and another sound, and the name-blind share."""
+    lines = [
+        "## Source binding: the named sound, or another one it hears?",
+        "",
+        "On a direction question about one named sound in a scene of several, answering for whichever sound is heard "
+        "best is often right by luck. On the items where another sound of the scene has another answer: how often "
+        "each line answers for the named sound, and how often for another sound of the scene instead.",
+        "",
+    ]
+    names = [name for name, value in binding.items() if value]
+    if not names:
+        return [*lines, "The benchmark has no such item."]
+    lines += [
+        "| answered for | " + " | ".join(labels.get(name, name) for name in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for key, label in (("named", "the named sound"), ("another_source", "another sound of the scene")):
+        cells = []
+        for name in names:
+            share = binding[name][key]
+            low, high = share["ci95"]
+            cells.append(f"{100 * share['share']:.1f} ({100 * low:.1f}-{100 * high:.1f}), n={share['n']}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    name_blind = binding[names[0]]["name_blind"]
+    return [*lines, "", f"A perfect localiser that ignores the name answers for the named sound on "
+            f"{100 * name_blind:.1f}% of these items."]  # fmt: skip

@@ -115,7 +115,7 @@ def evaluate_benchmark(
         feature_extractor = predictor.processor.feature_extractor
         encoder = evaluate_encoder_on_benchmark(predictor.model, feature_extractor, bench, Path(out) / "encoder")
     info = {"num_items": len(bench.items), "split": bench.split}
-    return write_outputs(run, out, info, plots=plots, cascade=cascade, encoder=encoder)
+    return write_outputs(run, out, info, plots=plots, cascade=cascade, encoder=encoder, items=bench.items)
 
 
 def check_model_folder(model: str | Path) -> Path:

@@ -11,6 +11,7 @@ from typing import Any
 
 from hf_spatial.atomic import write_json_atomic, write_text_atomic
 from hf_spatial.evaluation import EVAL_RESULTS_FILE
+from hf_spatial.evaluation.binding import BINDING_CONDITIONS, binding_markdown, source_binding
 from hf_spatial.evaluation.runner import EvaluationRun
 from hf_spatial.evaluation.seld import encoder_markdown
 from hf_spatial.tasks.scoring import markdown_table, summarize
@@ -44,10 +45,12 @@ def results_dict(
     benchmark_info: Mapping[str, Any] | None = None,
     cascade: EvaluationRun | None = None,
     encoder: Mapping[str, Any] | None = None,
+    items: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The eval_results.json content: benchmark, predictor, conditions (hub shape) and exclusions; with a spatial
     encoder, the cascade baseline's results (`cascade`, full condition) and the encoder's own metrics (`encoder`,
-    `seld.evaluate_encoder_on_benchmark`)."""
+    `seld.evaluate_encoder_on_benchmark`); with the benchmark's `items`, source binding per condition that presents
+    the item's own scene (`source_binding`: `evaluation.binding`, None where no item counts)."""
     results = {
         "benchmark": {"name": run.benchmark, "split": "test", **(benchmark_info or {})},
         "model": run.predictor,
@@ -58,6 +61,12 @@ def results_dict(
         results["cascade"] = {"model": cascade.predictor, **condition_results(cascade.records["full"])}
     if encoder is not None:
         results["encoder"] = dict(encoder)
+    if items:
+        results["source_binding"] = {
+            name: source_binding(records, items)
+            for name, records in run.records.items()
+            if name in BINDING_CONDITIONS and records
+        }
     return results
 
 
@@ -122,6 +131,8 @@ def markdown_report(results: Mapping[str, Any], run: EvaluationRun, plots: Seque
             lines.append(f"| {label} | {100 * reference['chance']:.1f} | {_cell(get(main))} | {_cell(get(cascade))} |")
     if "encoder" in results:
         lines += ["", encoder_markdown(results["encoder"]).rstrip("\n")]
+    if "source_binding" in results:
+        lines += ["", *binding_markdown(results["source_binding"], {})]
     if "full" in run.records:
         lines += ["", "## Full condition", "", markdown_table(summarize(run.records["full"]))]
     excluded = {name: reasons for name, reasons in results["excluded"].items() if reasons}
@@ -143,13 +154,14 @@ def write_outputs(
     plots: bool = True,
     cascade: EvaluationRun | None = None,
     encoder: Mapping[str, Any] | None = None,
+    items: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Write eval_results.json, report.md, predictions.jsonl and the plots into `out_dir`; returns the results
-    (`cascade`, `encoder`: see `results_dict`; the cascade's predictions go to predictions.jsonl as condition
-    `cascade`)."""
+    (`cascade`, `encoder`, `items`: see `results_dict`; the cascade's predictions go to predictions.jsonl as
+    condition `cascade`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = results_dict(run, benchmark_info, cascade, encoder)
+    results = results_dict(run, benchmark_info, cascade, encoder, items)
     plot_paths: list[str] = []
     if plots:
         from hf_spatial.evaluation.plots import write_plots
