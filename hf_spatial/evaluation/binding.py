@@ -112,6 +112,9 @@ def binding_markdown(binding: Mapping[str, Mapping[str, Any] | None], labels: Ma
             low, high = share["ci95"]
             cells.append(f"{100 * share['share']:.1f} ({100 * low:.1f}-{100 * high:.1f}), n={share['n']}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    name_blind = binding[names[0]]["name_blind"]
-    return [*lines, "", f"A perfect localiser that ignores the name answers for the named sound on "
-            f"{100 * name_blind:.1f}% of these items."]  # fmt: skip
+    name_blind = 100 * binding[names[0]]["name_blind"]
+    return [
+        *lines,
+        "",
+        f"A perfect localiser that ignores the name answers for the named sound on {name_blind:.1f}% of these items.",
+    ]
