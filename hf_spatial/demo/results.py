@@ -20,8 +20,7 @@ from hf_spatial.demo.settings import (
     DemoPaths,
 )
 from hf_spatial.demo.steps import demo_stages
-from hf_spatial.evaluation.binding import source_binding
-from hf_spatial.evaluation.items import load_benchmark
+from hf_spatial.evaluation import EVAL_RESULTS_FILE
 from hf_spatial.training.records import STAGES_FILE
 
 
@@ -115,13 +114,13 @@ def collect_results(paths: DemoPaths, plan: DemoPlan, sources: dict[str, str], s
             ("intensity", fair_records),
         )
     }
-    items = load_benchmark(paths.benchmark).items
+    # Each evaluation scored source binding on its items (`evaluation.binding`); the full condition's (None: no item).
     binding = {
-        name: source_binding(records, items)
-        for name, records in (
-            ("full", model_records["full"]),
-            ("readout", readout_records),
-            ("intensity_oracle", oracle_records),
+        name: json.loads((eval_dir / EVAL_RESULTS_FILE).read_text(encoding="utf-8"))["source_binding"].get("full")
+        for name, eval_dir in (
+            ("full", paths.eval_model),
+            ("readout", paths.eval_readout),
+            ("intensity_oracle", paths.eval_intensity_oracle),
         )
     }
     after_sft = _read_records(paths.eval_after_sft)
