@@ -34,12 +34,15 @@ from hf_spatial import (
 from hf_spatial import conventions as C
 from hf_spatial.models.spatial_qwen_audio.feature_extraction_spatial_qwen_audio import audio_token_count
 from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import (
+    AUDIO_ENCODER_OUTPUT_KEYS,
     CACHE_KWARG,
     LANGUAGE_MODEL_LORA_TARGETS,
     SPATIAL_MODULES,
     clip_accdoa,
+    name_token_mask,
 )
 from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio, tiny_qwen2_audio_config_dict
+from hf_spatial.tasks.vocabulary import label_phrase
 from tests.conftest import REPO_ROOT
 
 RATE = 24000
@@ -252,6 +255,103 @@ def test_missing_or_mismatched_spatial_inputs_raise(tiny, inputs):
     }
     with pytest.raises(ValueError, match="same clips"):
         model(**cut)
+
+
+def test_name_token_mask_marks_every_occurrence_and_prefers_longer_names():
+    names = [[[5]], [[7, 5]], [[9, 9]], []]  # class 3 is never named
+    mask = name_token_mask(torch.tensor([[1, 5, 7, 5, 9, 9, 9], [5, 2, 2, 2, 2, 2, 5]]), names)
+    assert mask.shape == (2, 7, 4)
+    assert mask[0].nonzero().tolist() == [[1, 0], [2, 1], [3, 1], [4, 2], [5, 2], [6, 2]]  # "7 5" keeps its 5
+    assert mask[1].nonzero().tolist() == [[0, 0], [6, 0]]
+
+
+def test_processor_name_token_ids_spell_each_phrase_in_and_at_the_start_of_a_sentence(tiny):
+    _, processor = tiny
+    dog, never, speech = processor.name_token_ids(["dog", None, "man speaking"])
+    assert {processor.tokenizer.decode(tokens) for tokens in dog} == {"dog", " dog", "Dog", " Dog"}
+    assert never == []
+    text = processor.tokenizer("Where is the man speaking?", add_special_tokens=False)["input_ids"]
+    assert name_token_mask(torch.tensor([text]), [dog, never, speech])[0].any(-1).tolist() == [
+        False, False, False, True, True, False
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def grounded():
+    """A tiny model whose slot classes are named in QUESTION ("dog") or not ("speech"), grounding on and live."""
+    model, processor = build_tiny_spatial_qwen_audio(seed=0, class_names=["dogAnimal", "speech"])
+    activate_spatial_branch(model)
+    step0 = copy.deepcopy(model)
+    model.config.spatial_name_token_ids = processor.name_token_ids(
+        [label_phrase(name) for name in model.config.spatial_class_names]
+    )
+    return model, processor, step0
+
+
+def language_model_inputs(model, batch) -> torch.Tensor:
+    """The token embeddings the language model receives (audio merged, names grounded)."""
+    captured = {}
+    hook = model.model.language_model.register_forward_pre_hook(
+        lambda module, args, kwargs: captured.update(kwargs), with_kwargs=True
+    )
+    try:
+        logits_of(model, batch)
+    finally:
+        hook.remove()
+    return captured["inputs_embeds"]
+
+
+def test_name_grounding_adds_the_named_class_detection_to_its_name(grounded, clips):
+    model, processor, without = grounded
+    text = chat_text(processor)
+    batch = processor(text=[text, text], audio=clips, sampling_rate=RATE, padding=True, return_tensors="pt")
+    # Zero-initialised: the same logits as the model without grounding until trained.
+    assert torch.equal(logits_of(model, batch), logits_of(without, batch))
+    projector = model.model.spatial_projector
+    with torch.no_grad():
+        projector.name_grounding[-1].weight.normal_(generator=torch.Generator().manual_seed(3))
+        encoded = model.model.encode_audio(**{k: v for k, v in batch.items() if "feature" in k or "spatial" in k})
+        expected = projector.name_grounding(encoded.spatial_clip_accdoa[:, 0])  # each clip's dog detection
+    assert not torch.equal(logits_of(model, batch), logits_of(without, batch))
+    # Given as an embedding cache would give them, the encoders' outputs ground the names the same way.
+    cached = {key: getattr(encoded, key) for key in AUDIO_ENCODER_OUTPUT_KEYS}
+    text_inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    assert torch.equal(logits_of(model, {**text_inputs, **cached}), logits_of(model, batch))
+
+    # QUESTION names the dog once: its token, and no other, carries its clip's dog detection.
+    grounding = language_model_inputs(model, batch) - language_model_inputs(without, batch)
+    dog = name_token_mask(batch["input_ids"], model.config.spatial_name_token_ids)[..., 0]
+    assert dog.sum(-1).tolist() == [1, 1]
+    assert torch.equal(grounding[~dog], torch.zeros_like(grounding[~dog]))
+    torch.testing.assert_close(grounding[dog], expected)
+
+    # The mono control switches grounding off with the rest of the spatial branch.
+    model.set_audio_branches(spatial=False)
+    without.set_audio_branches(spatial=False)
+    try:
+        assert torch.equal(logits_of(model, batch), logits_of(without, batch))
+    finally:
+        model.set_audio_branches()
+        without.set_audio_branches()
+
+
+def test_name_grounding_saves_with_the_model_and_refuses_two_clips_in_a_sample(grounded, clips, tmp_path):
+    model, processor, _ = grounded
+    save_checkpoint(model, processor, tmp_path)
+    loaded = AutoModelForMultimodalLM.from_pretrained(tmp_path).eval()
+    assert loaded.config.spatial_name_token_ids == model.config.spatial_name_token_ids
+    text = chat_text(processor)
+    batch = processor(text=[text], audio=clips[:1], sampling_rate=RATE, return_tensors="pt")
+    torch.testing.assert_close(logits_of(loaded, batch), logits_of(model, batch))
+    content = [{"type": "audio"}, {"type": "audio"}, {"type": "text", "text": QUESTION}]
+    two = processor.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+    )
+    batch = processor(text=[two], audio=clips, sampling_rate=RATE, return_tensors="pt")
+    with pytest.raises(ValueError, match="one clip per sample"):
+        logits_of(model, batch)
+    with pytest.raises(ValueError, match="spatial_name_token_ids has 1 entries"):
+        SpatialQwenAudioConfig(spatial_num_classes=2, spatial_name_token_ids=[[[1]]])
 
 
 def save_checkpoint(model, processor, directory) -> None:

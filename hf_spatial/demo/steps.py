@@ -141,6 +141,7 @@ def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
     from hf_spatial.models.spatial_encoders import SHIPPED_SPATIAL_ENCODER
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
     from hf_spatial.pretrained.spatial_qwen_audio import try_build_pretrained_spatial_qwen_audio
+    from hf_spatial.tasks.vocabulary import label_phrase
     from hf_spatial.training.common import dataset_labels
 
     options = dict(seed=plan.seed, class_names=dataset_labels(load_folder(paths.scenes, "train")),
@@ -152,6 +153,10 @@ def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
         description = f"random tiny Whisper encoder (pretrained one unavailable: {description})"
         built = build_tiny_spatial_qwen_audio(**options)
     model, processor = built
+    # Each question's named sounds carry their detections (the projector's name grounding).
+    model.config.spatial_name_token_ids = processor.name_token_ids(
+        [label_phrase(name) for name in model.config.spatial_class_names]
+    )
     description += ", the shipped pretrained spatial encoder" + (
         " (fine-tuned in the encoder stage)" if plan.fine_tune_encoder else " (frozen)"
     )

@@ -55,6 +55,12 @@ class SpatialQwenAudioConfig(Qwen2AudioConfig):
         spatial_num_slots (`int`, defaults to 3): Source slots of the auxiliary heads (max sources per scene).
         spatial_num_classes (`int`, defaults to 13): Sound classes of the slot class head.
         spatial_class_names (`list[str]`, *optional*): Names of those classes, in head order.
+        spatial_name_token_ids (`list[list[list[int]]]`, *optional*):
+            For each slot class, in head order, the token sequences that name it in text (e.g. its phrase with and
+            without a leading space; [`SpatialQwenAudioProcessor.name_token_ids`] makes them). Where one occurs in
+            the text of a sample with audio, the projector's name grounding adds that class's detection (its
+            direction as the slots heard it) to those tokens, so a question about a named sound carries where that
+            sound is. None: no grounding.
         projector_expert_size (`int`, defaults to 256): Output width of each spatial/fusion expert.
         projector_bottleneck_size (`int`, defaults to 512): Bottleneck of the hybrid projector's MLP.
         zero_spatial_branch (`bool`, defaults to `False`):
@@ -84,6 +90,7 @@ class SpatialQwenAudioConfig(Qwen2AudioConfig):
     spatial_num_slots: int = 3
     spatial_num_classes: int = 13
     spatial_class_names: list[str] | None = None
+    spatial_name_token_ids: list[list[list[int]]] | None = None
     projector_expert_size: int = 256
     projector_bottleneck_size: int = 512
     zero_spatial_branch: bool = False
@@ -95,6 +102,11 @@ class SpatialQwenAudioConfig(Qwen2AudioConfig):
             raise ValueError(
                 f"spatial_class_names has {len(self.spatial_class_names)} names but spatial_num_classes is "
                 f"{self.spatial_num_classes}; give one name per class."
+            )
+        if self.spatial_name_token_ids is not None and len(self.spatial_name_token_ids) != self.spatial_num_classes:
+            raise ValueError(
+                f"spatial_name_token_ids has {len(self.spatial_name_token_ids)} entries but spatial_num_classes is "
+                f"{self.spatial_num_classes}; give the token sequences of each class's name (possibly none)."
             )
         if self.spatial_hidden_size % self.spatial_num_heads:
             raise ValueError(

@@ -422,6 +422,13 @@ class SpatialHybridProjector(nn.Module):
         # per-token map is noisier), and a question about a named sound can attend to that sound's tokens.
         self.num_classes = config.spatial_num_classes
         self.detections_output = ZeroInitLinear(config.spatial_num_classes + 3, text_size)
+        # Name grounding: each class's detection, added to the tokens that name the class in the text (see
+        # `ground_names`). Binding a question's words to the audio tokens of the sound they name is what a small
+        # language model trained from scratch did not learn; carried on the name itself, the direction is read
+        # as a single sound's direction is.
+        self.name_grounding = nn.Sequential(
+            nn.Linear(3, expert_size), nn.GELU(), ZeroInitLinear(expert_size, text_size)
+        )
 
     def forward(
         self,
@@ -457,6 +464,37 @@ class SpatialHybridProjector(nn.Module):
         )
         direction = direction + self.detections_output(detections)
         return self.output(self.bottleneck(self.norm(torch.cat(experts, dim=-1)))) + direction
+
+    def ground_names(self, name_mask: torch.Tensor, clip_accdoa: torch.Tensor) -> torch.Tensor:
+        """The grounding `(batch, seq, text hidden size)` to add to the token embeddings: at the tokens where
+        `name_mask` `(batch, seq, classes)` says a class is named, that class's detection (`clip_accdoa`
+        `(batch, classes, 3)`) through the grounding MLP."""
+        grounding = self.name_grounding(clip_accdoa.to(self.name_grounding[0].weight.dtype))
+        return torch.einsum("btc,bch->bth", name_mask.to(grounding.dtype), grounding)
+
+
+def name_token_mask(input_ids: torch.Tensor, name_token_ids: list[list[list[int]]]) -> torch.Tensor:
+    """`(batch, seq, classes)`: True at the tokens of each occurrence of one of class c's token sequences
+    (`name_token_ids[c]`). Longer names are matched first and keep their tokens, so "speech" inside "male speech"
+    names the man's speech only."""
+    batch, length = input_ids.shape
+    mask = torch.zeros(batch, length, len(name_token_ids), dtype=torch.bool, device=input_ids.device)
+    taken = torch.zeros(batch, length, dtype=torch.bool, device=input_ids.device)
+    names = sorted(
+        ((len(tokens), index, tokens) for index, spellings in enumerate(name_token_ids) for tokens in spellings),
+        reverse=True,
+    )
+    for size, index, tokens in names:
+        if not 0 < size <= length:
+            continue
+        starts = (input_ids.unfold(1, size, 1) == input_ids.new_tensor(tokens)).all(-1)
+        covered = torch.zeros_like(taken)
+        for offset in range(size):
+            covered[:, offset : offset + starts.shape[1]] |= starts
+        covered &= ~taken
+        mask[..., index] |= covered
+        taken |= covered
+    return mask
 
 
 class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
@@ -757,6 +795,10 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
                     audio_token_mask[..., None].to(inputs_embeds.device),
                     audio_embeds.to(inputs_embeds.device, inputs_embeds.dtype),
                 )
+                if self.config.spatial_name_token_ids and not self.config.zero_spatial_branch:
+                    inputs_embeds = inputs_embeds + self._name_grounding(
+                        input_ids, audio_token_mask, encoded.spatial_clip_accdoa
+                    ).to(inputs_embeds.device, inputs_embeds.dtype)
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -773,6 +815,27 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
             attention_mask=attention_mask,
             labels=labels,
         )
+
+    def _name_grounding(
+        self, input_ids: torch.Tensor, audio_token_mask: torch.Tensor, clip_accdoa: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The projector's name grounding for each sample with audio (zero for the others): each sample's clip's
+        detections on the names in its text."""
+        if clip_accdoa is None:
+            raise ValueError(
+                "Name grounding (config.spatial_name_token_ids) needs the spatial encoder's detections: pass "
+                "spatial_clip_accdoa with the other audio encoder outputs."
+            )
+        rows = audio_token_mask.any(-1)
+        if int(rows.sum()) != clip_accdoa.shape[0]:
+            raise ValueError(
+                f"Name grounding reads one clip per sample, but {int(rows.sum())} samples hold audio tokens for "
+                f"{clip_accdoa.shape[0]} clips; put one clip in each sample or set config.spatial_name_token_ids "
+                "to None."
+            )
+        mask = name_token_mask(input_ids[rows], self.config.spatial_name_token_ids)
+        grounding = self.spatial_projector.ground_names(mask, clip_accdoa.to(mask.device))
+        return grounding.new_zeros(*input_ids.shape, grounding.shape[-1]).index_put((rows,), grounding)
 
 
 class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, GenerationMixin):
@@ -887,4 +950,5 @@ __all__ = [
     "SpatialQwenAudioForConditionalGeneration",
     "SpatialQwenAudioModel",
     "SpatialQwenAudioPreTrainedModel",
+    "name_token_mask",
 ]

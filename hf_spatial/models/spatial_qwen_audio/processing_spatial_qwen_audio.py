@@ -50,6 +50,18 @@ class SpatialQwenAudioProcessor(Qwen2AudioProcessor):
         finally:
             self._extractor_options = {}
 
+    def name_token_ids(self, phrases: list[str | None]) -> list[list[list[int]]]:
+        """For each phrase (how a slot class reads in text; None: a class never named), the token sequences that
+        spell it inside a sentence and at the start of one, lower- and upper-case: the config's
+        `spatial_name_token_ids`."""
+        spellings = []
+        for phrase in phrases:
+            variants = () if not phrase else (phrase, phrase[0].upper() + phrase[1:])
+            texts = {prefix + variant for variant in variants for prefix in ("", " ")}
+            sequences = {tuple(self.tokenizer.encode(text, add_special_tokens=False)) for text in texts}
+            spellings.append(sorted(list(sequence) for sequence in sequences))
+        return spellings
+
     def _expand_audio_tokens(self, text, lengths: list[int], **kwargs):
         texts = [text] if isinstance(text, str) else list(text)
         pieces = [sample.split(self.audio_token) for sample in texts]
