@@ -12,6 +12,8 @@ import pytest
 from hf_spatial import demo
 from hf_spatial.demo.plan import STAGE_OVERHEAD_SECONDS
 from hf_spatial.demo.steps import training_stage
+from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import name_token_mask
+from hf_spatial.tasks.vocabulary import label_phrase
 from hf_spatial.training.stages import load_config
 from tests.conftest import run_cli
 
@@ -130,6 +132,12 @@ def test_demo_model_loads_with_the_auto_classes(demo_dir):
     inputs = processor(text=text, audio=foa, sampling_rate=24000, return_tensors="pt")
     output = model.generate(**inputs, max_new_tokens=2, do_sample=False)
     assert output.shape[1] > inputs["input_ids"].shape[1]
+    # Its questions' sound names carry their detections: grounding on for every class, and trained.
+    phrases = [label_phrase(name) for name in model.config.spatial_class_names]
+    assert model.config.spatial_name_token_ids == processor.name_token_ids(phrases)
+    question = processor.tokenizer(f"Where is the {phrases[0]}?", return_tensors="pt")["input_ids"]
+    assert name_token_mask(question, model.config.spatial_name_token_ids)[0, :, 0].any()
+    assert model.model.spatial_projector.name_grounding[-1].weight.abs().sum() > 0
 
 
 def test_demo_rerun_skips_finished_steps_and_refuses_another_plan(demo_dir):

@@ -93,7 +93,11 @@ def test_save_load_round_trip_and_remote_code(built, inputs, tmp_path):
     activate_spatial_branch(model)  # so that the round trip covers the spatial weights too
     save_checkpoint(model, processor, tmp_path / "saved")
     loaded = AutoModelForMultimodalLM.from_pretrained(tmp_path / "saved").eval()
-    assert torch.equal(logits_of(loaded, inputs), logits_of(model, inputs))
+    reference = model.state_dict()
+    assert all(torch.equal(tensor, reference[key]) for key, tensor in loaded.state_dict().items())
+    # Equal weights; the logits only up to float rounding: safetensors maps tensors at unaligned addresses, where
+    # the CPU kernels sum in another order.
+    torch.testing.assert_close(logits_of(loaded, inputs), logits_of(model, inputs), rtol=0, atol=1e-5)
     loaded_processor = AutoProcessor.from_pretrained(tmp_path / "saved")
     assert (
         loaded_processor.feature_extractor.chunk_length == 5 and loaded_processor.feature_extractor.feature_size == 80

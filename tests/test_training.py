@@ -17,7 +17,7 @@ from hf_spatial.data.folders import load_folder
 from hf_spatial.training.audio_grpo import SUPPORTED_TRL_VERSION, AudioGRPOTrainer, check_trl_version
 from hf_spatial.training.budget import TimeBudgetCallback
 from hf_spatial.training.chat_data import grpo_row, sft_row, wants_reasoning
-from hf_spatial.training.common import dataset_labels
+from hf_spatial.training.common import dataset_labels, logged_metrics
 from hf_spatial.training.grpo import SpatialGRPOConfig
 from hf_spatial.training.stages import load_config, run_stage
 from tests.conftest import run_cli
@@ -419,6 +419,26 @@ def test_spatial_grpo_rewards_come_from_the_question_metadata(encoder_dir, quest
             items[sample_id]["evidence"]
         )
     assert (out / "adapter" / "adapter_config.json").is_file()
+
+
+def test_stage_metrics_keep_the_last_periodic_log_over_the_closing_summary():
+    # As TRL's GRPO logs when a time budget stops it one step after a periodic log: the summary carries that step's
+    # rewards (here none right), which must not replace the logged window's.
+    history = [
+        {"loss": 0.01, "rewards/accuracy_reward/mean": 0.29, "frac_reward_zero_std": 0.5, "step": 250},
+        {"loss": 0.02, "rewards/accuracy_reward/mean": 0.36, "frac_reward_zero_std": 0.32, "step": 275},
+        {
+            "train_runtime": 42.3,
+            "train_loss": 0.005,
+            "rewards/accuracy_reward/mean": 0.0,
+            "frac_reward_zero_std": 1.0,
+            "step": 277,
+        },
+    ]
+    metrics = logged_metrics(history)
+    assert metrics["rewards/accuracy_reward/mean"] == 0.36 and metrics["frac_reward_zero_std"] == 0.32
+    assert metrics["train_runtime"] == 42.3 and metrics["train_loss"] == 0.005 and metrics["step"] == 275
+    assert logged_metrics([{"train_runtime": 1.0, "train_loss": 0.5}]) == {"train_runtime": 1.0, "train_loss": 0.5}
 
 
 def test_stage_config_errors_are_clear(tmp_path):

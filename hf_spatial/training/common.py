@@ -181,6 +181,18 @@ def dataset_labels(dataset) -> list[str]:
     return sorted({label for labels in dataset["labels"] for label in labels})
 
 
+def logged_metrics(log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The newest value of every metric in a trainer's `log_history`. The closing summary (`train_runtime`, mean
+    loss) adds its own keys but does not replace the last periodic log's: TRL's GRPO flushes into it the metrics of
+    the few steps since that log (one or two when a time budget stops the stage), too few to stand for the stage's
+    end (the demo reports GRPO's reward variance from them)."""
+    metrics: dict[str, Any] = {}
+    for entry in log_history:
+        summary = "train_runtime" in entry
+        metrics.update({key: value for key, value in entry.items() if not (summary and key in metrics)})
+    return metrics
+
+
 def finish_stage(trainer, processor, stage: str, config: dict[str, Any], datasets: list[str], init_from: str) -> Path:
     """Save the final model and processor in `output_dir`, record the stage, and push if asked. In a multi-process
     run the main process writes everything, and no process returns before the folder is complete."""
@@ -198,9 +210,7 @@ def finish_stage(trainer, processor, stage: str, config: dict[str, Any], dataset
         trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
-        # The newest value of every logged metric: the final summary (runtime, mean loss) does not repeat the last
-        # logged training metrics (GRPO's rewards and their variance, entropy).
-        metrics = {key: value for entry in trainer.state.log_history for key, value in entry.items()}
+        metrics = logged_metrics(trainer.state.log_history)
         budget = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TimeBudgetCallback)), None)
         metrics.update(
             steps=trainer.state.global_step,
