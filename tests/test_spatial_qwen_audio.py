@@ -531,6 +531,23 @@ def test_loading_fails_loudly_on_missing_base_weight(qwen2_audio, tmp_path):
         SpatialQwenAudioForConditionalGeneration.from_pretrained(tmp_path)
 
 
+def test_a_checkpoint_from_before_name_grounding_loads_unless_grounding_is_on(tiny, inputs, tmp_path):
+    model, processor = tiny
+    save_checkpoint(model, processor, tmp_path)
+    path = tmp_path / "model.safetensors"
+    tensors = load_file(path)
+    assert [key for key in tensors if ".name_grounding." in key]
+    save_file({k: v for k, v in tensors.items() if ".name_grounding." not in k}, path, metadata={"format": "pt"})
+    loaded = AutoModelForMultimodalLM.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(logits_of(loaded, inputs), logits_of(model, inputs), rtol=0, atol=1e-5)
+    config = AutoConfig.from_pretrained(tmp_path)
+    config.spatial_name_token_ids = [[] for _ in range(config.spatial_num_classes)]
+    config.spatial_name_token_ids[0] = [[5]]
+    config.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"missing: \['model.spatial_projector.name_grounding"):
+        AutoModelForMultimodalLM.from_pretrained(tmp_path)
+
+
 def test_peft_lora_on_language_model_only_round_trips(tiny, inputs, tmp_path):
     from peft import LoraConfig, PeftModel, get_peft_model
 

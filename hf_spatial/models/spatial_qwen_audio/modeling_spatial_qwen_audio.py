@@ -423,9 +423,8 @@ class SpatialHybridProjector(nn.Module):
         self.num_classes = config.spatial_num_classes
         self.detections_output = ZeroInitLinear(config.spatial_num_classes + 3, text_size)
         # Name grounding: each class's detection, added to the tokens that name the class in the text (see
-        # `ground_names`). Binding a question's words to the audio tokens of the sound they name is what a small
-        # language model trained from scratch did not learn; carried on the name itself, the direction is read
-        # as a single sound's direction is.
+        # `ground_names`). Otherwise the language model must learn to match a question's words to the audio tokens
+        # of the sound they name; carried on the name itself, that sound's direction is read as a lone sound's is.
         self.name_grounding = nn.Sequential(
             nn.Linear(3, expert_size), nn.GELU(), ZeroInitLinear(expert_size, text_size)
         )
@@ -562,10 +561,17 @@ class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
             for name, module in self.named_modules()
             if isinstance(module, SpatialEncoder | SpatialHybridProjector)
         )
+        # Checkpoints from before name grounding lack its weights: zero-initialised, it changes nothing until
+        # trained, and it is off until `spatial_name_token_ids` is set.
+        grounding = tuple(
+            f"{name}.name_grounding."
+            for name, module in self.named_modules()
+            if isinstance(module, SpatialHybridProjector) and not self.config.spatial_name_token_ids
+        )
         missing = [
             key
             for key in info.get("missing_keys", [])
-            if not (allow_missing_spatial and key.startswith(spatial_prefixes))
+            if not (allow_missing_spatial and key.startswith(spatial_prefixes)) and not key.startswith(grounding)
         ]
         problems = {
             "missing": sorted(missing),
