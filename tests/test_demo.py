@@ -102,7 +102,10 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     assert "level 2 full - mono:" in stdout and "l1_direction_sector full - oracle intensity" in report
     assert list(results["stages"]) == ["align", "perception", "sft", "grpo"]  # how far each got, and why
     assert results["stages"]["sft"] == {"steps": results["plan"]["sft_steps"], "stopped_by": "max_steps"}
-    assert "training steps: align 1 (max_steps)" in stdout and "spatial encoder (frozen)" in results["model"]
+    assert (
+        "training steps: align 1 (max_steps)" in stdout
+        and "spatial encoder (frozen), name grounding" in results["model"]
+    )
     for plot in ("scored_accuracy.png", "task_accuracy.png"):
         assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
     for folder in ("model", "model_after_sft", "model_training_questions", "model_all_tasks", "cascade",

@@ -160,6 +160,7 @@ def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
     description += ", the shipped pretrained spatial encoder" + (
         " (fine-tuned in the encoder stage)" if plan.fine_tune_encoder else " (frozen)"
     )
+    description += ", name grounding (each sound a prompt names carries its detection)"
     with atomic_directory(paths.initial_model, overwrite=True) as folder:
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
