@@ -371,7 +371,8 @@ def test_save_load_round_trip_and_auto_classes(tiny, inputs, clips, tmp_path):
     reference = model.state_dict()
     assert loaded.state_dict().keys() == reference.keys()
     assert all(torch.equal(tensor, reference[key]) for key, tensor in loaded.state_dict().items())
-    assert torch.equal(logits_of(loaded, inputs), logits_of(model, inputs))
+    # Equal weights, logits up to rounding: safetensors maps tensors at addresses the CPU kernels may sum differently.
+    torch.testing.assert_close(logits_of(loaded, inputs), logits_of(model, inputs), rtol=0, atol=1e-5)
     assert type(AutoModelForCausalLM.from_pretrained(tmp_path)) is SpatialQwenAudioForConditionalGeneration
     assert type(AutoModel.from_pretrained(tmp_path)) is SpatialQwenAudioModel
     assert type(AutoFeatureExtractor.from_pretrained(tmp_path)) is FOAFeatureExtractor
