@@ -157,10 +157,11 @@ def _build_initial_model(plan: DemoPlan, paths: DemoPaths) -> None:
     model.config.spatial_name_token_ids = processor.name_token_ids(
         [label_phrase(name) for name in model.config.spatial_class_names]
     )
-    description += ", the shipped pretrained spatial encoder" + (
-        " (fine-tuned in the encoder stage)" if plan.fine_tune_encoder else " (frozen)"
+    description += (
+        ", the shipped pretrained spatial encoder"
+        + (" (fine-tuned in the encoder stage)" if plan.fine_tune_encoder else " (frozen)")
+        + ", name grounding (each sound a prompt names carries its detection)"
     )
-    description += ", name grounding (each sound a prompt names carries its detection)"
     with atomic_directory(paths.initial_model, overwrite=True) as folder:
         model.save_pretrained(folder)
         processor.save_pretrained(folder)

@@ -563,10 +563,9 @@ class SpatialQwenAudioPreTrainedModel(Qwen2AudioPreTrainedModel):
         )
         # Checkpoints from before name grounding lack its weights: zero-initialised, it changes nothing until
         # trained, and it is off until `spatial_name_token_ids` is set.
-        grounding = tuple(
-            f"{name}.name_grounding."
-            for name, module in self.named_modules()
-            if isinstance(module, SpatialHybridProjector) and not self.config.spatial_name_token_ids
+        projectors = [name for name, module in self.named_modules() if isinstance(module, SpatialHybridProjector)]
+        grounding = (
+            () if self.config.spatial_name_token_ids else tuple(f"{name}.name_grounding." for name in projectors)
         )
         missing = [
             key
