@@ -335,6 +335,30 @@ def test_name_grounding_adds_the_named_class_detection_to_its_name(grounded, cli
         without.set_audio_branches()
 
 
+def test_names_continued_from_the_cache_are_grounded_as_in_one_pass(grounded, clips):
+    model, processor, _ = grounded
+    with torch.no_grad():
+        model.model.spatial_projector.name_grounding[-1].weight.normal_(generator=torch.Generator().manual_seed(3))
+    prompt = processor(text=[chat_text(processor)], audio=clips[:1], sampling_rate=RATE, return_tensors="pt")
+    answer = processor.tokenizer(["The dog.<|im_end|>"], add_special_tokens=False, return_tensors="pt")["input_ids"]
+    features = {key: value for key, value in prompt.items() if "feature" in key or "spatial" in key}
+    whole = {**features, "input_ids": torch.cat([prompt["input_ids"], answer], dim=-1)}
+    expected = logits_of(model, whole)[:, -answer.shape[1] :]
+
+    with torch.no_grad():
+        encoded = model.model.encode_audio(**features)
+        cached = {key: getattr(encoded, key) for key in AUDIO_ENCODER_OUTPUT_KEYS}
+        first = model(input_ids=prompt["input_ids"], **cached, use_cache=True)
+
+        def continued(**grounding) -> torch.Tensor:
+            cache = copy.deepcopy(getattr(first, CACHE_KWARG))
+            return model(input_ids=answer, **{CACHE_KWARG: cache}, **grounding).logits
+
+        # Decoding and option scoring continue the prompt from its cache; the clips' detections ground "dog" there.
+        torch.testing.assert_close(continued(spatial_clip_accdoa=encoded.spatial_clip_accdoa), expected)
+        assert not torch.allclose(continued(), expected, atol=1e-3)  # without them the name is not grounded
+
+
 def test_name_grounding_saves_with_the_model_and_refuses_two_clips_in_a_sample(grounded, clips, tmp_path):
     model, processor, _ = grounded
     save_checkpoint(model, processor, tmp_path)

@@ -273,6 +273,67 @@ def test_sft_loss_scores_only_answer_positions_and_equals_trls(encoder_dir, ques
     assert metrics[0] == pytest.approx(metrics[1], rel=1e-4)
 
 
+def test_choice_loss_ranks_options_as_likelihood_scoring_does(encoder_dir, questions_dir, tmp_path):
+    from hf_spatial.data import read_foa
+    from hf_spatial.evaluation.controls import Request
+    from hf_spatial.evaluation.predictors import ModelPredictor
+    from hf_spatial.tasks.parsing import option_texts
+    from hf_spatial.tasks.vocabulary import label_phrase
+    from hf_spatial.training.common import load_model_and_processor
+    from hf_spatial.training.language_stages import (
+        OPTION_KEYS,
+        SpatialSFTTrainer,
+        forward_with_options,
+        with_encoder_outputs,
+    )
+
+    args = load_config("sft", "tiny", ["--dataset_dir", str(questions_dir), "--output_dir", str(tmp_path),
+                                       "--lora_r", "0", "--answer_format", "text", "--choice_loss_weight", "1",
+                                       "--report_to", "none"])  # fmt: skip
+    model, processor = load_model_and_processor(str(encoder_dir))
+    # Names grounded, with trained-like weights: the options' names must read their clip's detections as in scoring.
+    model.config.spatial_name_token_ids = processor.name_token_ids(
+        [label_phrase(name) for name in model.config.spatial_class_names]
+    )
+    with torch.no_grad():
+        model.model.spatial_projector.name_grounding[-1].weight.normal_(generator=torch.Generator().manual_seed(0))
+    items = list(load_folder(questions_dir, "train").select(range(6)))
+    rows = [{**item, **sft_row(item, 0.0, "text")} for item in items]
+    trainer = SpatialSFTTrainer(model, args, processor, train_dataset=datasets.Dataset.from_list(rows))
+    trainer.model.eval()  # no dropout: the same numbers as the predictor
+    batch = trainer._prepare_inputs(trainer.data_collator(rows))
+    labels, options = batch.pop("labels"), {key: batch.pop(key) for key in OPTION_KEYS}
+    with torch.no_grad():
+        _, scores = forward_with_options(trainer.model, with_encoder_outputs(trainer.model, batch), labels, options)
+
+    predictor = ModelPredictor("tiny", model=trainer.model, processor=processor, answer_format="text",
+                               scoring="likelihood")  # fmt: skip
+    requests = [Request(item, read_foa(item["audio"]), None, "full") for item in items]
+    expected = predictor.option_log_likelihoods(requests)
+    assert any(name in row["question"] + " ".join(row["option_completions"]) for row in rows
+               for name in map(label_phrase, model.config.spatial_class_names))  # fmt: skip
+    for row, item, item_scores, scored in zip(rows, items, scores, expected, strict=True):
+        assert list(scored) == list(option_texts(item)) and row["answer_index"] == list(scored).index(
+            item["answer_letter"]
+        )
+        torch.testing.assert_close(item_scores[: len(scored)], torch.tensor(list(scored.values())), atol=1e-4, rtol=0)
+        assert torch.isinf(item_scores[len(scored) :]).all()
+
+    # In training the loss adds the options' cross-entropy and logs how often the gold option ranks first.
+    trainer.model.train()
+    batch = trainer._prepare_inputs(trainer.data_collator(rows))
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    grounding = trainer.model.model.spatial_projector.name_grounding[0].weight.grad
+    assert grounding is not None and grounding.abs().sum() > 0
+    logged = trainer._metrics["train"]
+    assert logged["choice_loss"][-1] > 0 and 0 <= logged["choice_accuracy"][-1] <= 1
+    with pytest.raises(ValueError, match="choice_loss_weight"):
+        SpatialSFTTrainer(model, load_config("sft", "tiny", ["--dataset_dir", str(questions_dir), "--output_dir",
+                          str(tmp_path), "--choice_loss_weight", "1", "--loss_type", "dft"]), processor,
+                          train_dataset=datasets.Dataset.from_list(rows))  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------- GRPO
 def test_grpo_extension_is_pinned_to_the_checked_trl_version():
     assert trl.__version__.startswith(SUPPORTED_TRL_VERSION + "."), (

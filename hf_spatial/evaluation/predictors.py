@@ -143,18 +143,24 @@ class ModelPredictor:
     def _sampling_rate(self) -> int:
         return SAMPLE_RATE if self.spatial else WHISPER_SAMPLE_RATE
 
-    def _prompt_inputs(self, requests: Sequence[Request], with_audio: bool) -> tuple[list, list[str], Any]:
+    def _prompt_inputs(
+        self, requests: Sequence[Request], with_audio: bool, encoder_outputs: bool = False
+    ) -> tuple[list, list[str], Any]:
         """The user turns, their chat-template renderings (generation prompt included) and the processor's
-        left-padded batch of them with the audio."""
+        left-padded batch of them with the audio: its features, or (with an embedding cache, or `encoder_outputs`
+        for a spatial model) the audio encoders' outputs."""
         conversations = [user_messages(self.prompt_text(request), with_audio) for request in requests]
         texts = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
-        if with_audio and self.embedding_cache is not None:
+        cache = self.embedding_cache
+        if cache is None and encoder_outputs and self.spatial:
+            cache = AudioEmbeddingCache(None, "this batch")
+        if with_audio and cache is not None:
             # The clips as heard under this condition (mono and rotated clips are clips of their own).
             keys = [clip_key(request.audio) for request in requests]
             clips = zip(keys, (request.audio for request in requests), strict=True)
-            self.embedding_cache.update(self.model, self.processor.feature_extractor, clips)
-            audio_inputs = self.embedding_cache.batch(keys)
+            cache.update(self.model, self.processor.feature_extractor, clips)
+            audio_inputs = cache.batch(keys)
             inputs = self.processor(audio_token_lengths=audio_inputs["audio_token_lengths"], **kwargs)
             return conversations, texts, BatchFeature({**inputs, **audio_inputs}).to(self.device)
         if with_audio:
@@ -177,7 +183,8 @@ class ModelPredictor:
         import torch
 
         with_audio = requests[0].audio is not None
-        conversations, texts, inputs = self._prompt_inputs(requests, with_audio)
+        # Encoder outputs rather than features: their detections ground the names in the options as in the prompt.
+        conversations, texts, inputs = self._prompt_inputs(requests, with_audio, encoder_outputs=True)
         letters = [list(option_texts(request.item)) for request in requests]
         completions = [
             completion_token_ids(
@@ -201,11 +208,15 @@ class ModelPredictor:
             prompt = self.model(**inputs, position_ids=(prompt_mask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
             cache = getattr(prompt, CACHE_KWARG)
             cache.batch_select_indices(owner)
+            grounding = {}
+            if "spatial_clip_accdoa" in inputs:
+                grounding["spatial_clip_accdoa"] = inputs["spatial_clip_accdoa"][owner]
             continued = self.model(
                 input_ids=option_ids,
                 attention_mask=torch.cat([prompt_mask[owner], option_mask], dim=-1),
                 position_ids=prompt_mask.sum(-1)[owner, None] + torch.arange(width, device=self.device),
                 **{CACHE_KWARG: cache},
+                **grounding,
             )
         # The prompt's last position predicts an option's first token; each option position the next one.
         logits = torch.cat([prompt.logits[owner, -1:], continued.logits[:, :-1]], dim=1).float()

@@ -63,7 +63,7 @@ def clip_key(foa: np.ndarray) -> str:
 def encoder_fingerprint(model: Any, feature_extractor: Any) -> str:
     """A hash of everything that determines a clip's encoder outputs: the audio encoders' weights (names, dtypes,
     shapes and values), the audio and spatial config fields, and the feature extractor's settings."""
-    backbone = _backbone(model)
+    backbone = audio_backbone(model)
     digest = hashlib.sha256(f"hf-spatial audio cache {CACHE_FORMAT}".encode())
     for module_name in ("audio_tower", "spatial_encoder"):
         for name, tensor in getattr(backbone, module_name).state_dict().items():
@@ -87,7 +87,7 @@ def _without_metadata(settings: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in settings.items() if key not in _METADATA_KEYS}
 
 
-def _backbone(model: Any) -> Any:
+def audio_backbone(model: Any) -> Any:
     """The SpatialQwenAudioModel inside `model` (itself, a ForConditionalGeneration, or a PEFT/accelerate wrapper)."""
     candidate = model
     for _ in range(4):
@@ -99,7 +99,7 @@ def _backbone(model: Any) -> Any:
 
 def audio_encoders_frozen(model: Any) -> bool:
     """True when no parameter of the Whisper encoder or the spatial encoder is trainable."""
-    backbone = _backbone(model)
+    backbone = audio_backbone(model)
     return not any(p.requires_grad for m in (backbone.audio_tower, backbone.spatial_encoder) for p in m.parameters())
 
 
@@ -120,7 +120,7 @@ def encode_clips(
     model: Any, feature_extractor: Any, clips: Sequence[np.ndarray], sampling_rate: int = SAMPLE_RATE
 ) -> list[dict[str, torch.Tensor]]:
     """Per clip, the audio encoders' outputs cut to its audio tokens (the cache's entries), computed in one batch."""
-    backbone = _backbone(model)
+    backbone = audio_backbone(model)
     device = next(backbone.parameters()).device
     features = feature_extractor(list(clips), sampling_rate=sampling_rate, return_tensors="pt")
     was_training = backbone.training
@@ -279,6 +279,7 @@ class AudioEmbeddingCache:
 __all__ = [
     "KEY_COLUMN",
     "AudioEmbeddingCache",
+    "audio_backbone",
     "audio_encoders_frozen",
     "clip_key",
     "encode_clips",

@@ -11,6 +11,7 @@ from typing import Any
 
 from hf_spatial.acoustics.scene import SceneSpec
 from hf_spatial.tasks import describe_scene, format_prompt
+from hf_spatial.tasks.parsing import option_texts
 from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, REASONING_INSTRUCTION, answer_completion
 
 ANSWER_FORMATS = tuple(ANSWER_INSTRUCTIONS)
@@ -42,14 +43,26 @@ def wants_reasoning(sample_id: str, fraction: float) -> bool:
 
 def sft_row(item: dict[str, Any], reasoning_fraction: float, answer_format: str = "letter") -> dict[str, Any]:
     """SFT row: the question with lettered options; the answer is reasoning + letter (`reasoning_fraction` of the
-    items), else the letter (`answer_format="letter"`) or the gold option's text (`"text"`)."""
+    items), else the letter (`answer_format="letter"`) or the gold option's text (`"text"`).
+
+    A row answered without reasoning also holds every option's answer (`option_completions`, in option order) and
+    the gold one's index (`answer_index`; -1 and no options for a reasoning row): the multiple-choice loss ranks
+    them as likelihood scoring does."""
     if answer_format not in ANSWER_FORMATS:
         raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}.")
     if wants_reasoning(item["sample_id"], reasoning_fraction):
-        return {"prompt": user_turn(format_prompt(item, REASONING_INSTRUCTION)), "completion": reasoned_answer(item)}
+        return {
+            "prompt": user_turn(format_prompt(item, REASONING_INSTRUCTION)),
+            "completion": reasoned_answer(item),
+            "option_completions": [],
+            "answer_index": -1,
+        }
+    letters = list(option_texts(item))
     return {
         "prompt": user_turn(format_prompt(item, ANSWER_INSTRUCTIONS[answer_format])),
         "completion": answer_completion(item, item["answer_letter"], answer_format),
+        "option_completions": [answer_completion(item, letter, answer_format) for letter in letters],
+        "answer_index": letters.index(item["answer_letter"]),
     }
 
 

@@ -27,6 +27,11 @@ class AudioChatCollator:
 
     With an `embedding_cache`, rows name their clip by `audio_key` and the batch carries the cached audio-encoder
     outputs instead of audio features (nothing is decoded; the encoders do not run).
+
+    With `options`, rows holding `option_completions` (see `chat_data.sft_row`) also give every option's answer
+    tokens, for the multiple-choice loss: `option_ids`/`option_mask` (one right-padded row per option),
+    `option_row` (the batch row it answers), `option_slot` (its place among that row's options) and `answer_slot`
+    (per batch row, the gold option's place, -1 for a row without options).
     """
 
     processor: Any
@@ -35,6 +40,7 @@ class AudioChatCollator:
     audio_column: str = "audio"
     max_length: int | None = None
     embedding_cache: AudioEmbeddingCache | None = None
+    options: bool = False
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         prompts = [row["prompt"] for row in rows]
@@ -75,7 +81,31 @@ class AudioChatCollator:
             labels[i, prompt_length : len(sequence)] = input_ids[i, prompt_length : len(sequence)]
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         batch.update({key: value for key, value in encoded.items() if key not in _TEXT_KEYS})
+        if self.options:
+            batch.update(self._option_tokens(rows, prompt_texts))
         return batch
+
+    def _option_tokens(self, rows: list[dict[str, Any]], prompt_texts: list[str]) -> dict[str, torch.Tensor]:
+        answers, owners, slots = [], [], []
+        for index, (row, prompt_text) in enumerate(zip(rows, prompt_texts, strict=True)):
+            completions = row.get("option_completions") or []
+            for completion in completions:
+                answers.append(completion_token_ids(self.processor, row["prompt"], prompt_text, completion))
+            owners += [index] * len(completions)
+            slots += range(len(completions))
+        width = max((len(ids) for ids in answers), default=1)
+        option_ids = torch.zeros((len(answers), width), dtype=torch.long)
+        option_mask = torch.zeros_like(option_ids)
+        for i, ids in enumerate(answers):
+            option_ids[i, : len(ids)] = torch.tensor(ids)
+            option_mask[i, : len(ids)] = 1
+        return {
+            "option_ids": option_ids,
+            "option_mask": option_mask,
+            "option_row": torch.tensor(owners, dtype=torch.long),
+            "option_slot": torch.tensor(slots, dtype=torch.long),
+            "answer_slot": torch.tensor([row.get("answer_index", -1) for row in rows], dtype=torch.long),
+        }
 
 
 def audio_prompt_inputs(

@@ -16,7 +16,8 @@ import torch
 from trl import SFTConfig, SFTTrainer
 
 from hf_spatial.data import read_foa
-from hf_spatial.models.audio_cache import AudioEmbeddingCache
+from hf_spatial.models.audio_cache import AudioEmbeddingCache, audio_backbone
+from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import AUDIO_ENCODER_OUTPUT_KEYS, CACHE_KWARG
 from hf_spatial.training.collators import AudioChatCollator
 from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments, check_cache_allowed
 from hf_spatial.training.lora import (
@@ -26,6 +27,60 @@ from hf_spatial.training.lora import (
     freeze_all_but,
     lora_or_full_finetune,
 )
+
+# The collator's option tensors (`AudioChatCollator(options=True)`), read by the multiple-choice loss.
+OPTION_KEYS = ("option_ids", "option_mask", "option_row", "option_slot", "answer_slot")
+_AUDIO_FEATURE_KEYS = ("input_features", "feature_attention_mask", "spatial_features", "spatial_attention_mask")
+
+
+def with_encoder_outputs(model, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`model_inputs` with the audio features replaced by the audio encoders' outputs (computed with gradients
+    where the encoders train): the options' continuation then has the clips' detections to ground their names."""
+    if "input_features" not in model_inputs:
+        return model_inputs
+    encoded = audio_backbone(model).encode_audio(*(model_inputs.get(key) for key in _AUDIO_FEATURE_KEYS))
+    kept = {key: value for key, value in model_inputs.items() if key not in _AUDIO_FEATURE_KEYS}
+    return {**kept, **{key: getattr(encoded, key) for key in AUDIO_ENCODER_OUTPUT_KEYS}}
+
+
+def label_positions(labels: torch.Tensor) -> torch.Tensor:
+    """The sequence positions whose next token is a label in some row (where the LM head needs to run)."""
+    return (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)
+
+
+def forward_with_options(
+    model, model_inputs: dict[str, torch.Tensor], labels: torch.Tensor, options: dict[str, torch.Tensor]
+) -> tuple[Any, torch.Tensor]:
+    """The forward over the batch (logits at `label_positions(labels)`) and `(batch, most options)`: the
+    log-likelihood of each option's answer after its row's prompt (-inf where a row has fewer options), continued
+    from the forward's key/value cache as likelihood scoring does (`ModelPredictor.option_log_likelihoods`)."""
+    positions = label_positions(labels)
+    outputs = model(**model_inputs, use_cache=True, logits_to_keep=positions)
+    prompt_lengths = (labels != -100).int().argmax(-1)  # each row's first answer token
+    row = options["option_row"]
+    width = options["option_ids"].shape[1]
+    # The prompt's last position predicts an option's first token; each option position the next one.
+    first = outputs.logits[row, torch.searchsorted(positions, prompt_lengths[row] - 1)]
+    cache = getattr(outputs, CACHE_KWARG)
+    cache.batch_select_indices(row)
+    columns = torch.arange(labels.shape[1], device=labels.device)
+    prompt_mask = model_inputs["attention_mask"] * (columns[None, :] < prompt_lengths[:, None])
+    grounding = {}
+    if "spatial_clip_accdoa" in model_inputs:
+        grounding["spatial_clip_accdoa"] = model_inputs["spatial_clip_accdoa"][row]
+    continued = model(
+        input_ids=options["option_ids"],
+        attention_mask=torch.cat([prompt_mask[row], options["option_mask"]], dim=-1),
+        position_ids=prompt_lengths[row, None] + torch.arange(width, device=labels.device),
+        use_cache=True,
+        **{CACHE_KWARG: cache},
+        **grounding,
+    )
+    logits = torch.cat([first[:, None], continued.logits[:, :-1]], dim=1).float()
+    token_log_probs = logits.log_softmax(-1).gather(-1, options["option_ids"][..., None]).squeeze(-1)
+    totals = (token_log_probs * options["option_mask"]).sum(-1)
+    scores = totals.new_full((labels.shape[0], int(options["option_slot"].max()) + 1), float("-inf"))
+    return outputs, scores.index_put((row, options["option_slot"]), totals)
 
 
 @dataclass
@@ -69,6 +124,14 @@ class SpatialSFTConfig(LoraArguments, QuestionTaskArguments, AudioSFTConfig):
             "help": "The other questions' answer: `letter`, or `text` (the option's words, parsed to its letter)."
         },
     )
+    choice_loss_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the multiple-choice loss added to the answer's negative log-likelihood: cross-entropy "
+            "over each question's options ranked by the log-likelihood of their answers (end-of-turn included), as "
+            "likelihood scoring ranks them, so that the wrong options' answers are pushed down too. 0: off."
+        },
+    )
 
     def __post_init__(self):
         from hf_spatial.training.chat_data import ANSWER_FORMATS
@@ -92,23 +155,34 @@ class AudioSFTTrainer(SFTTrainer):
         embedding_cache: AudioEmbeddingCache | None = None,
         **kwargs,
     ):
+        self.choice_loss_weight = getattr(args, "choice_loss_weight", 0.0)
         collator = AudioChatCollator(
             processing_class,
             decode_audio or read_foa,
             sampling_rate=args.audio_sampling_rate,
             max_length=args.max_length,
             embedding_cache=embedding_cache,
+            options=self.choice_loss_weight > 0,
         )
         super().__init__(model=model, args=args, processing_class=processing_class, data_collator=collator, **kwargs)
         check_cache_allowed(self.model, embedding_cache)
+        if self.choice_loss_weight > 0 and (
+            self.compute_loss_func is not None or self.label_smoother is not None or args.loss_type != "nll"
+        ):
+            raise ValueError(
+                "choice_loss_weight adds to the plain negative log-likelihood: use loss_type 'nll' without a custom "
+                "loss or label smoothing, or set choice_loss_weight to 0."
+            )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Adapted from trl 1.16.x trl/trainer/sft_trainer.py SFTTrainer.compute_loss (its default path: negative
         # log-likelihood, entropy and token-accuracy metrics): the same loss, with the LM head run only at the
         # positions that predict a label. On CPU TRL's fused head scores every position (it keeps only the labelled
         # ones on Triton devices, in chunks: left to it there), and an audio chat row is mostly audio and prompt
-        # tokens before a short answer.
-        if (
+        # tokens before a short answer. The multiple-choice loss needs this path on every device.
+        options = {key: inputs.pop(key) for key in OPTION_KEYS if key in inputs}
+        choices = bool(options) and self.choice_loss_weight > 0 and not return_outputs
+        if not choices and (
             inputs["labels"].device.type != "cpu"
             or return_outputs
             or self.compute_loss_func is not None
@@ -119,9 +193,14 @@ class AudioSFTTrainer(SFTTrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if self.model.training else "eval"
         labels = inputs["labels"]
-        positions = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)  # each predicts the token after it
+        positions = label_positions(labels)  # each predicts the token after it
         model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
-        logits = model(**model_inputs, use_cache=False, logits_to_keep=positions).logits
+        if choices:
+            model_inputs = with_encoder_outputs(model, model_inputs)
+            outputs, option_scores = forward_with_options(model, model_inputs, labels, options)
+        else:
+            outputs = model(**model_inputs, use_cache=False, logits_to_keep=positions)
+        logits = outputs.logits
         targets = labels[:, positions + 1]
         mask = targets != -100
         log_probs = logits[mask].float().log_softmax(-1)
@@ -140,6 +219,15 @@ class AudioSFTTrainer(SFTTrainer):
         if mode == "train":
             self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        if choices:
+            answer_slot = options["answer_slot"]
+            asked = answer_slot >= 0
+            choice_loss = torch.nn.functional.cross_entropy(option_scores[asked], answer_slot[asked])
+            loss = loss + self.choice_loss_weight * choice_loss
+            with torch.no_grad():
+                chosen = option_scores[asked].argmax(-1) == answer_slot[asked]
+            self._metrics[mode]["choice_loss"].append(choice_loss.item())
+            self._metrics[mode]["choice_accuracy"].append(chosen.float().mean().item())
         return loss
 
 

@@ -760,7 +760,9 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         Instead of the audio features, the audio encoders' outputs can be given (`audio_hidden_states`,
         `audio_token_lengths`, `spatial_hidden_states`, `spatial_pooled_output`, `spatial_token_accdoa`,
         `spatial_clip_accdoa`: the fields of [`SpatialAudioEncoderOutput`], e.g. from an embedding cache); the
-        encoders are then not run.
+        encoders are then not run. With name grounding (`config.spatial_name_token_ids`), `spatial_clip_accdoa` given
+        to a call without audio tokens (continuing prompts from their cache: decoding, scoring options) grounds the
+        names in each row with that row's clip, as a single pass over prompt and continuation would.
 
         `cache` is the key/value cache (`past_key_values` in transformers before 5.2x, whose `generate` passes it
         under that name)."""
@@ -800,10 +802,17 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
                     audio_token_mask[..., None].to(inputs_embeds.device),
                     audio_embeds.to(inputs_embeds.device, inputs_embeds.dtype),
                 )
-                if self.config.spatial_name_token_ids and not self.config.zero_spatial_branch:
+                if self._grounds_names:
                     inputs_embeds = inputs_embeds + self._name_grounding(
-                        input_ids, audio_token_mask, encoded.spatial_clip_accdoa
+                        input_ids, audio_token_mask.any(-1), encoded.spatial_clip_accdoa
                     ).to(inputs_embeds.device, inputs_embeds.dtype)
+            elif spatial_clip_accdoa is not None and self._grounds_names:
+                # No audio in this call: it continues prompts from their key/value cache (decoding, or scoring
+                # options), and the names it adds are grounded by their rows' clips, as when taught in one pass.
+                rows = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+                inputs_embeds = inputs_embeds + self._name_grounding(input_ids, rows, spatial_clip_accdoa).to(
+                    inputs_embeds.device, inputs_embeds.dtype
+                )
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -821,22 +830,25 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
             labels=labels,
         )
 
+    @property
+    def _grounds_names(self) -> bool:
+        return bool(self.config.spatial_name_token_ids) and not self.config.zero_spatial_branch
+
     def _name_grounding(
-        self, input_ids: torch.Tensor, audio_token_mask: torch.Tensor, clip_accdoa: torch.Tensor | None
+        self, input_ids: torch.Tensor, rows: torch.Tensor, clip_accdoa: torch.Tensor | None
     ) -> torch.Tensor:
-        """The projector's name grounding for each sample with audio (zero for the others): each sample's clip's
-        detections on the names in its text."""
+        """The projector's name grounding for the samples `rows` (a boolean mask; zero for the others): each
+        sample's clip's detections on the names in its text."""
         if clip_accdoa is None:
             raise ValueError(
                 "Name grounding (config.spatial_name_token_ids) needs the spatial encoder's detections: pass "
                 "spatial_clip_accdoa with the other audio encoder outputs."
             )
-        rows = audio_token_mask.any(-1)
         if int(rows.sum()) != clip_accdoa.shape[0]:
             raise ValueError(
-                f"Name grounding reads one clip per sample, but {int(rows.sum())} samples hold audio tokens for "
-                f"{clip_accdoa.shape[0]} clips; put one clip in each sample or set config.spatial_name_token_ids "
-                "to None."
+                f"Name grounding reads one clip per sample, but {int(rows.sum())} samples hold (or continue) audio "
+                f"for {clip_accdoa.shape[0]} clips; put one clip in each sample or set "
+                "config.spatial_name_token_ids to None."
             )
         mask = name_token_mask(input_ids[rows], self.config.spatial_name_token_ids)
         grounding = self.spatial_projector.ground_names(mask, clip_accdoa.to(mask.device))
