@@ -117,6 +117,9 @@ def test_demo_writes_the_report_folder_and_prints_the_summary(demo_dir):
     perception, sft = history["stages"][1:3]  # atomic perception first, then every scored task
     assert perception["config"]["tasks"] == list(demo.PERCEPTION_TASKS)
     assert sft["config"]["tasks"] == list(demo.DEMO_TASKS)
+    # SFT ranks each question's options as the evaluation does (the multiple-choice loss); perception does not.
+    assert sft["config"]["choice_loss_weight"] > 0 and 0 <= sft["metrics"]["choice_accuracy"] <= 1
+    assert not perception["config"].get("choice_loss_weight") and "choice_accuracy" not in perception["metrics"]
     assert not list(out.glob("stages/*/checkpoint-*")) and not list((out / "model").glob("checkpoint-*"))
 
 

@@ -33,7 +33,7 @@ from hf_spatial.training.records import STAGES_FILE
 logger = logging.getLogger(__name__)
 
 GRPO_LEARNING_RATE = 2e-4  # the LoRA adapter on the tiny language model (the stage default 1e-5 moved nothing)
-CHOICE_LOSS_WEIGHT = 1.0  # the multiple-choice loss beside the answer's negative log-likelihood (perception and SFT)
+CHOICE_LOSS_WEIGHT = 1.0  # the SFT stage's multiple-choice loss, beside the answer's negative log-likelihood
 
 
 def resolve_sources(choice: str, cache_dir: str | os.PathLike | None = None) -> tuple[str, str]:
@@ -113,9 +113,11 @@ def stage_config(stage: str, plan: DemoPlan, paths: DemoPaths, seconds: float | 
             weight_decay=0.3,
             reasoning_fraction=0.0,
             answer_format="text",
-            # Scored by which option's words are likeliest, it is taught that ranking too: the plain loss never shows
-            # a wrong option's words, so nothing pushes down a wrong (or absent) sound's name after the question.
-            choice_loss_weight=CHOICE_LOSS_WEIGHT,
+            # Scored by which option's words are likeliest, SFT teaches that ranking too: the plain loss never shows
+            # a wrong option's words, so nothing pushed down a wrong (or absent) sound's name after the question.
+            # Perception's options are directions, which the plain loss already tells apart at their differing
+            # word; there the extra forward would only cost steps.
+            choice_loss_weight=CHOICE_LOSS_WEIGHT if stage == "sft" else 0.0,
         )
     if stage == "grpo":
         # Asked as SFT taught it (the option's words, which the accuracy reward parses; room for "to the right of

@@ -16,6 +16,7 @@ from transformers import BatchFeature
 from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.evaluation.controls import Request
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, clip_key
+from hf_spatial.models.option_scoring import option_answer_log_likelihoods
 from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import CACHE_KWARG
 from hf_spatial.tasks.parsing import option_texts
 from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, answer_completion, completion_token_ids, format_prompt
@@ -206,22 +207,17 @@ class ModelPredictor:
         with torch.inference_mode():
             # Left padding: positions count valid tokens only (as `generate` does).
             prompt = self.model(**inputs, position_ids=(prompt_mask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
-            cache = getattr(prompt, CACHE_KWARG)
-            cache.batch_select_indices(owner)
-            grounding = {}
-            if "spatial_clip_accdoa" in inputs:
-                grounding["spatial_clip_accdoa"] = inputs["spatial_clip_accdoa"][owner]
-            continued = self.model(
-                input_ids=option_ids,
-                attention_mask=torch.cat([prompt_mask[owner], option_mask], dim=-1),
-                position_ids=prompt_mask.sum(-1)[owner, None] + torch.arange(width, device=self.device),
-                **{CACHE_KWARG: cache},
-                **grounding,
+            totals = option_answer_log_likelihoods(
+                self.model,
+                getattr(prompt, CACHE_KWARG),
+                prompt_mask,
+                prompt.logits[owner, -1],
+                owner,
+                option_ids,
+                option_mask,
+                inputs.get("spatial_clip_accdoa"),
             )
-        # The prompt's last position predicts an option's first token; each option position the next one.
-        logits = torch.cat([prompt.logits[owner, -1:], continued.logits[:, :-1]], dim=1).float()
-        token_log_probs = logits.log_softmax(-1).gather(-1, option_ids[..., None]).squeeze(-1)
-        totals = iter((token_log_probs * option_mask).sum(-1).tolist())
+        totals = iter(totals.tolist())
         return [{letter: next(totals) for letter in choices} for choices in letters]
 
 

@@ -17,6 +17,7 @@ from trl import SFTConfig, SFTTrainer
 
 from hf_spatial.data import read_foa
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, audio_backbone
+from hf_spatial.models.option_scoring import option_answer_log_likelihoods
 from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import AUDIO_ENCODER_OUTPUT_KEYS, CACHE_KWARG
 from hf_spatial.training.collators import AudioChatCollator
 from hf_spatial.training.common import QuestionTaskArguments, StageDataArguments, check_cache_allowed
@@ -58,27 +59,17 @@ def forward_with_options(
     outputs = model(**model_inputs, use_cache=True, logits_to_keep=positions)
     prompt_lengths = (labels != -100).int().argmax(-1)  # each row's first answer token
     row = options["option_row"]
-    width = options["option_ids"].shape[1]
-    # The prompt's last position predicts an option's first token; each option position the next one.
-    first = outputs.logits[row, torch.searchsorted(positions, prompt_lengths[row] - 1)]
-    cache = getattr(outputs, CACHE_KWARG)
-    cache.batch_select_indices(row)
     columns = torch.arange(labels.shape[1], device=labels.device)
-    prompt_mask = model_inputs["attention_mask"] * (columns[None, :] < prompt_lengths[:, None])
-    grounding = {}
-    if "spatial_clip_accdoa" in model_inputs:
-        grounding["spatial_clip_accdoa"] = model_inputs["spatial_clip_accdoa"][row]
-    continued = model(
-        input_ids=options["option_ids"],
-        attention_mask=torch.cat([prompt_mask[row], options["option_mask"]], dim=-1),
-        position_ids=prompt_lengths[row, None] + torch.arange(width, device=labels.device),
-        use_cache=True,
-        **{CACHE_KWARG: cache},
-        **grounding,
+    totals = option_answer_log_likelihoods(
+        model,
+        getattr(outputs, CACHE_KWARG),
+        model_inputs["attention_mask"] * (columns[None, :] < prompt_lengths[:, None]),  # the answers masked out
+        outputs.logits[row, torch.searchsorted(positions, prompt_lengths[row] - 1)],
+        row,
+        options["option_ids"],
+        options["option_mask"],
+        model_inputs.get("spatial_clip_accdoa"),
     )
-    logits = torch.cat([first[:, None], continued.logits[:, :-1]], dim=1).float()
-    token_log_probs = logits.log_softmax(-1).gather(-1, options["option_ids"][..., None]).squeeze(-1)
-    totals = (token_log_probs * options["option_mask"]).sum(-1)
     scores = totals.new_full((labels.shape[0], int(options["option_slot"].max()) + 1), float("-inf"))
     return outputs, scores.index_put((row, options["option_slot"]), totals)
 
@@ -181,7 +172,8 @@ class AudioSFTTrainer(SFTTrainer):
         # ones on Triton devices, in chunks: left to it there), and an audio chat row is mostly audio and prompt
         # tokens before a short answer. The multiple-choice loss needs this path on every device.
         options = {key: inputs.pop(key) for key in OPTION_KEYS if key in inputs}
-        choices = bool(options) and self.choice_loss_weight > 0 and not return_outputs
+        asked = options["answer_slot"] >= 0 if options else None
+        choices = self.choice_loss_weight > 0 and asked is not None and bool(asked.any()) and not return_outputs
         if not choices and (
             inputs["labels"].device.type != "cpu"
             or return_outputs
@@ -220,12 +212,11 @@ class AudioSFTTrainer(SFTTrainer):
             self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         if choices:
-            answer_slot = options["answer_slot"]
-            asked = answer_slot >= 0
-            choice_loss = torch.nn.functional.cross_entropy(option_scores[asked], answer_slot[asked])
+            answers = options["answer_slot"][asked]
+            choice_loss = torch.nn.functional.cross_entropy(option_scores[asked], answers)
             loss = loss + self.choice_loss_weight * choice_loss
             with torch.no_grad():
-                chosen = option_scores[asked].argmax(-1) == answer_slot[asked]
+                chosen = option_scores[asked].argmax(-1) == answers
             self._metrics[mode]["choice_loss"].append(choice_loss.item())
             self._metrics[mode]["choice_accuracy"].append(chosen.float().mean().item())
         return loss
