@@ -57,7 +57,8 @@ def _probe(record: Path, commands: list[list[str]], processes: int, cwd: Path) -
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, scenes_dir, questions_dir) -> Path:
-    """align -> sft (embedding cache) -> grpo in two processes, then align and sft (from the same start) in one."""
+    """align -> sft (embedding cache, multiple-choice loss: two forwards a step) -> grpo in two processes, then align
+    and sft (from the same start) in one."""
     from hf_spatial.data.folders import load_folder
     from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
     from hf_spatial.training.common import dataset_labels
@@ -77,7 +78,8 @@ def runs(tmp_path_factory, scenes_dir, questions_dir) -> Path:
     def sft(out: str, batch: int) -> list[str]:
         return ["train", "--stage", "sft", "--model_name_or_path", str(root / "two" / "align"), "--dataset_dir",
                 str(questions_dir), "--output_dir", out, "--per_device_train_batch_size", str(batch),
-                "--lora_dropout", "0", "--embedding_cache", str(root / "embeddings"), *STEPS]  # fmt: skip
+                "--lora_dropout", "0", "--embedding_cache", str(root / "embeddings"), "--choice_loss_weight", "1",
+                *STEPS]  # fmt: skip
 
     grpo = ["train", "--stage", "grpo", "--model_name_or_path", str(root / "two" / "sft"), "--dataset_dir",
             str(questions_dir), "--output_dir", str(root / "two" / "grpo"), "--per_device_train_batch_size", "4",

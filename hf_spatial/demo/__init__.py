@@ -28,7 +28,8 @@ LoRA) to answer with the words of the option ("to your left"; `TEXT_ANSWER_INSTR
 look-up of the option list that a random two-layer model does not learn in minutes (given the answer's words as
 text, it stayed at chance on held-out questions after 16,000 training questions). It is scored by multiple-choice
 likelihood (`ModelPredictor(scoring="likelihood")`): its answer is the option whose words it finds most likely, so
-every answer is an option and a model deaf to direction sits at its text prior (near chance), not at 0%.
+every answer is an option and a model deaf to direction sits at its text prior (near chance), not at 0%. The second
+SFT run is taught that ranking too (`choice_loss_weight`: the multiple-choice loss over each question's options).
 Re-running the same command resumes: finished steps are skipped, an interrupted simulation or training stage
 continues where it stopped.
 

@@ -214,7 +214,8 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         f"- Model: {results['model']}.",
         f"- Sources: {results['sources']['reason']}.",
         f"- Training: {plan['train_scenes']} scenes of {plan['duration']:g} s; sft on "
-        f"`{'`, `'.join(PERCEPTION_TASKS)}` (atomic perception, the `perception` stage) before all the tasks; "
+        f"`{'`, `'.join(PERCEPTION_TASKS)}` (atomic perception, the `perception` stage) before all the tasks (with "
+        "the multiple-choice loss: each question's options ranked by the likelihood of their words); "
         + (
             f"wall-clock budgets for {plan['budget_seconds'] / 60:g} minutes on this machine "
             f"({plan['slowdown']:.2f}x the reference machine's time). "

@@ -50,18 +50,26 @@ def label_positions(labels: torch.Tensor) -> torch.Tensor:
 
 
 def forward_with_options(
-    model, model_inputs: dict[str, torch.Tensor], labels: torch.Tensor, options: dict[str, torch.Tensor]
+    model,
+    model_inputs: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    options: dict[str, torch.Tensor],
+    options_model=None,
 ) -> tuple[Any, torch.Tensor]:
     """The forward over the batch (logits at `label_positions(labels)`) and `(batch, most options)`: the
     log-likelihood of each option's answer after its row's prompt (-inf where a row has fewer options), continued
-    from the forward's key/value cache as likelihood scoring does (`ModelPredictor.option_log_likelihoods`)."""
+    from the forward's key/value cache as likelihood scoring does (`ModelPredictor.option_log_likelihoods`).
+
+    `options_model` continues the options (default `model`): under DDP, the unwrapped model, since a wrapped
+    forward runs collectives that a rank whose batch has no options would not join (the gradients still meet in
+    the one backward)."""
     positions = label_positions(labels)
     outputs = model(**model_inputs, use_cache=True, logits_to_keep=positions)
     prompt_lengths = (labels != -100).int().argmax(-1)  # each row's first answer token
     row = options["option_row"]
     columns = torch.arange(labels.shape[1], device=labels.device)
     totals = option_answer_log_likelihoods(
-        model,
+        model if options_model is None else options_model,
         getattr(outputs, CACHE_KWARG),
         model_inputs["attention_mask"] * (columns[None, :] < prompt_lengths[:, None]),  # the answers masked out
         outputs.logits[row, torch.searchsorted(positions, prompt_lengths[row] - 1)],
@@ -172,8 +180,7 @@ class AudioSFTTrainer(SFTTrainer):
         # ones on Triton devices, in chunks: left to it there), and an audio chat row is mostly audio and prompt
         # tokens before a short answer. The multiple-choice loss needs this path on every device.
         options = {key: inputs.pop(key) for key in OPTION_KEYS if key in inputs}
-        asked = options["answer_slot"] >= 0 if options else None
-        choices = self.choice_loss_weight > 0 and asked is not None and bool(asked.any()) and not return_outputs
+        choices = self.choice_loss_weight > 0 and bool(options) and not return_outputs
         if not choices and (
             inputs["labels"].device.type != "cpu"
             or return_outputs
@@ -187,9 +194,11 @@ class AudioSFTTrainer(SFTTrainer):
         labels = inputs["labels"]
         positions = label_positions(labels)  # each predicts the token after it
         model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
-        if choices:
+        asked = options["answer_slot"] >= 0 if choices else None  # reasoning rows have no options
+        if choices and bool(asked.any()):
             model_inputs = with_encoder_outputs(model, model_inputs)
-            outputs, option_scores = forward_with_options(model, model_inputs, labels, options)
+            options_model = self.accelerator.unwrap_model(model)
+            outputs, option_scores = forward_with_options(model, model_inputs, labels, options, options_model)
         else:
             outputs = model(**model_inputs, use_cache=False, logits_to_keep=positions)
         logits = outputs.logits
@@ -199,6 +208,9 @@ class AudioSFTTrainer(SFTTrainer):
         label_log_probs = log_probs.gather(-1, targets[mask][:, None]).squeeze(-1)
         num_tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
         loss = -label_log_probs.sum() / torch.as_tensor(num_tokens).clamp(min=1)
+        if choices:
+            choice_loss = self._choice_loss(option_scores if asked.any() else None, options, asked, num_items_in_batch)
+            loss = loss + self.choice_loss_weight * choice_loss
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # DDP averages the gradients
         with torch.no_grad():
@@ -211,15 +223,37 @@ class AudioSFTTrainer(SFTTrainer):
         if mode == "train":
             self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
-        if choices:
-            answers = options["answer_slot"][asked]
-            choice_loss = torch.nn.functional.cross_entropy(option_scores[asked], answers)
-            loss = loss + self.choice_loss_weight * choice_loss
-            with torch.no_grad():
-                chosen = option_scores[asked].argmax(-1) == answers
-            self._metrics[mode]["choice_loss"].append(choice_loss.item())
-            self._metrics[mode]["choice_accuracy"].append(chosen.float().mean().item())
         return loss
+
+    def _choice_loss(
+        self,
+        option_scores: torch.Tensor | None,
+        options: dict[str, torch.Tensor],
+        asked: torch.Tensor,
+        num_items_in_batch: torch.Tensor | int | None,
+    ) -> torch.Tensor:
+        """The options' cross-entropy summed over this batch's questions and divided as the negative log-likelihood
+        is: by this batch's questions, or, given `num_items_in_batch` (the answer tokens of every accumulation step,
+        and of every process with `average_tokens_across_devices`), by the questions counted the same way. Every
+        process joins the count's gather, with questions of its own or not. Logs the loss per question and how
+        often the gold option ranks first."""
+        mode = "train" if self.model.training else "eval"
+        answers = options["answer_slot"][asked]
+        summed, chosen = torch.zeros((), device=asked.device), torch.zeros((), device=asked.device)
+        if option_scores is not None:
+            summed = torch.nn.functional.cross_entropy(option_scores[asked], answers, reduction="sum")
+            chosen = (option_scores[asked].detach().argmax(-1) == answers).sum().float()  # same dtype on every rank
+        gather = self.accelerator.gather
+        questions = asked.sum()
+        if num_items_in_batch is None:
+            divisor = questions
+        else:
+            spread = gather(questions).sum() if self.args.average_tokens_across_devices else questions
+            divisor = spread * self.current_gradient_accumulation_steps
+        asked_everywhere = gather(questions).sum().clamp(min=1)
+        self._metrics[mode]["choice_loss"].append((gather(summed.detach()).sum() / asked_everywhere).item())
+        self._metrics[mode]["choice_accuracy"].append((gather(chosen).sum() / asked_everywhere).item())
+        return summed / divisor.clamp(min=1)
 
 
 class SpatialAlignTrainer(AudioSFTTrainer):
