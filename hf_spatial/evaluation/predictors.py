@@ -144,17 +144,16 @@ class ModelPredictor:
     def _sampling_rate(self) -> int:
         return SAMPLE_RATE if self.spatial else WHISPER_SAMPLE_RATE
 
-    def _prompt_inputs(
-        self, requests: Sequence[Request], with_audio: bool, encoder_outputs: bool = False
-    ) -> tuple[list, list[str], Any]:
+    def _prompt_inputs(self, requests: Sequence[Request], with_audio: bool) -> tuple[list, list[str], Any]:
         """The user turns, their chat-template renderings (generation prompt included) and the processor's
-        left-padded batch of them with the audio: its features, or (with an embedding cache, or `encoder_outputs`
-        for a spatial model) the audio encoders' outputs."""
+        left-padded batch of them with the audio: for a spatial model the audio encoders' outputs (from the
+        embedding cache, else computed for this batch), whose detections then also ground the names that decoding
+        or option scoring adds after the prompt; for another model the audio features."""
         conversations = [user_messages(self.prompt_text(request), with_audio) for request in requests]
         texts = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
         cache = self.embedding_cache
-        if cache is None and encoder_outputs and self.spatial:
+        if cache is None and self.spatial:
             cache = AudioEmbeddingCache(None, "this batch")
         if with_audio and cache is not None:
             # The clips as heard under this condition (mono and rotated clips are clips of their own).
@@ -184,8 +183,7 @@ class ModelPredictor:
         import torch
 
         with_audio = requests[0].audio is not None
-        # Encoder outputs rather than features: their detections ground the names in the options as in the prompt.
-        conversations, texts, inputs = self._prompt_inputs(requests, with_audio, encoder_outputs=True)
+        conversations, texts, inputs = self._prompt_inputs(requests, with_audio)
         letters = [list(option_texts(request.item)) for request in requests]
         completions = [
             completion_token_ids(
