@@ -16,7 +16,7 @@ from transformers import BatchFeature
 from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.evaluation.controls import Request
 from hf_spatial.models.audio_cache import AudioEmbeddingCache, clip_key
-from hf_spatial.models.option_scoring import option_answer_log_likelihoods
+from hf_spatial.models.option_scoring import option_answer_log_likelihoods, pad_option_answers
 from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import CACHE_KWARG
 from hf_spatial.tasks.parsing import option_texts
 from hf_spatial.tasks.prompting import ANSWER_INSTRUCTIONS, answer_completion, completion_token_ids, format_prompt
@@ -195,12 +195,7 @@ class ModelPredictor:
         # Row of the prompt batch that each option continues.
         owner = torch.repeat_interleave(torch.arange(len(requests)), torch.tensor([len(ls) for ls in letters]))
         owner = owner.to(self.device)
-        width = max(len(ids) for ids in completions)
-        option_ids = torch.zeros((len(completions), width), dtype=torch.long, device=self.device)
-        option_mask = torch.zeros_like(option_ids)
-        for row, ids in enumerate(completions):
-            option_ids[row, : len(ids)] = torch.tensor(ids)
-            option_mask[row, : len(ids)] = 1
+        option_ids, option_mask = (tensor.to(self.device) for tensor in pad_option_answers(completions))
         prompt_mask = inputs["attention_mask"]
         with torch.inference_mode():
             # Left padding: positions count valid tokens only (as `generate` does).

@@ -11,6 +11,17 @@ import torch
 from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import CACHE_KWARG
 
 
+def pad_option_answers(answers: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(option_ids, option_mask)`: the options' answer token ids right-padded into one `(options, longest)` batch."""
+    width = max((len(ids) for ids in answers), default=1)
+    option_ids = torch.zeros((len(answers), width), dtype=torch.long)
+    option_mask = torch.zeros_like(option_ids)
+    for row, ids in enumerate(answers):
+        option_ids[row, : len(ids)] = torch.tensor(ids)
+        option_mask[row, : len(ids)] = 1
+    return option_ids, option_mask
+
+
 def option_answer_log_likelihoods(
     model: Any,
     cache: Any,

@@ -11,6 +11,7 @@ import torch
 
 from hf_spatial.conventions import SAMPLE_RATE
 from hf_spatial.models.audio_cache import KEY_COLUMN, AudioEmbeddingCache
+from hf_spatial.models.option_scoring import pad_option_answers
 from hf_spatial.tasks.prompting import completion_token_ids
 
 _TEXT_KEYS = ("input_ids", "attention_mask")
@@ -93,12 +94,7 @@ class AudioChatCollator:
                 answers.append(completion_token_ids(self.processor, row["prompt"], prompt_text, completion))
             owners += [index] * len(completions)
             slots += range(len(completions))
-        width = max((len(ids) for ids in answers), default=1)
-        option_ids = torch.zeros((len(answers), width), dtype=torch.long)
-        option_mask = torch.zeros_like(option_ids)
-        for i, ids in enumerate(answers):
-            option_ids[i, : len(ids)] = torch.tensor(ids)
-            option_mask[i, : len(ids)] = 1
+        option_ids, option_mask = pad_option_answers(answers)
         return {
             "option_ids": option_ids,
             "option_mask": option_mask,

@@ -195,6 +195,7 @@ class AudioSFTTrainer(SFTTrainer):
         positions = label_positions(labels)  # each predicts the token after it
         model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
         asked = options["answer_slot"] >= 0 if choices else None  # reasoning rows have no options
+        option_scores = None
         if choices and bool(asked.any()):
             model_inputs = with_encoder_outputs(model, model_inputs)
             options_model = self.accelerator.unwrap_model(model)
@@ -209,7 +210,7 @@ class AudioSFTTrainer(SFTTrainer):
         num_tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
         loss = -label_log_probs.sum() / torch.as_tensor(num_tokens).clamp(min=1)
         if choices:
-            choice_loss = self._choice_loss(option_scores if asked.any() else None, options, asked, num_items_in_batch)
+            choice_loss = self._choice_loss(option_scores, options, asked, num_items_in_batch)
             loss = loss + self.choice_loss_weight * choice_loss
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # DDP averages the gradients
@@ -245,12 +246,13 @@ class AudioSFTTrainer(SFTTrainer):
             chosen = (option_scores[asked].detach().argmax(-1) == answers).sum().float()  # same dtype on every rank
         gather = self.accelerator.gather
         questions = asked.sum()
+        asked_everywhere = gather(questions).sum()
         if num_items_in_batch is None:
             divisor = questions
         else:
-            spread = gather(questions).sum() if self.args.average_tokens_across_devices else questions
+            spread = asked_everywhere if self.args.average_tokens_across_devices else questions
             divisor = spread * self.current_gradient_accumulation_steps
-        asked_everywhere = gather(questions).sum().clamp(min=1)
+        asked_everywhere = asked_everywhere.clamp(min=1)
         self._metrics[mode]["choice_loss"].append((gather(summed.detach()).sum() / asked_everywhere).item())
         self._metrics[mode]["choice_accuracy"].append((gather(chosen).sum() / asked_everywhere).item())
         return summed / divisor.clamp(min=1)
