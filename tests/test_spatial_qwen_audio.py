@@ -358,18 +358,26 @@ def test_names_continued_from_the_cache_are_grounded_as_in_one_pass(grounded, cl
         torch.testing.assert_close(continued(spatial_clip_accdoa=encoded.spatial_clip_accdoa), expected)
         assert not torch.allclose(continued(), expected, atol=1e-3)  # without them the name is not grounded
 
-    # `generate` from the encoders' outputs hands the detections to every decoding step.
-    seen = []
-    hook = model.model.register_forward_pre_hook(
-        lambda module, args, kwargs: seen.append((kwargs["input_ids"].shape[1], kwargs.get("spatial_clip_accdoa"))),
-        with_kwargs=True,
-    )
-    try:
-        model.generate(input_ids=prompt["input_ids"], **cached, max_new_tokens=3, min_new_tokens=3, do_sample=False)
-    finally:
-        hook.remove()
-    assert [length for length, _ in seen] == [prompt["input_ids"].shape[1], 1, 1]
-    assert all(torch.equal(detections, encoded.spatial_clip_accdoa) for _, detections in seen)
+    # `generate`, from the encoders' outputs or from the audio features, hands the detections to every decoding step.
+    def generated(**inputs) -> tuple[torch.Tensor, list]:
+        seen = []
+        hook = model.model.register_forward_pre_hook(
+            lambda module, args, kwargs: seen.append((kwargs["input_ids"].shape[1], kwargs.get("spatial_clip_accdoa"))),
+            with_kwargs=True,
+        )
+        try:
+            tokens = model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+        finally:
+            hook.remove()
+        assert [length for length, _ in seen] == [prompt["input_ids"].shape[1], 1, 1]
+        return tokens, [detections for _, detections in seen]
+
+    from_outputs, detections = generated(input_ids=prompt["input_ids"], **cached)
+    assert all(torch.equal(each, encoded.spatial_clip_accdoa) for each in detections)
+    from_features, detections = generated(**prompt)
+    assert detections[0] is None  # computed inside the first step, then carried on
+    assert all(torch.allclose(each, encoded.spatial_clip_accdoa) for each in detections[1:])
+    torch.testing.assert_close(from_features, from_outputs)
 
 
 def test_name_grounding_saves_with_the_model_and_refuses_two_clips_in_a_sample(grounded, clips, tmp_path):

@@ -128,6 +128,23 @@ class SpatialAudioEncoderOutput(ModelOutput):
     spatial_clip_accdoa: torch.Tensor | None = None
 
 
+@dataclass
+class SpatialQwenAudioModelOutputWithPast(Qwen2AudioModelOutputWithPast):
+    r"""[`SpatialQwenAudioModel`]'s outputs: Qwen2-Audio's, plus `spatial_clip_accdoa` (`(batch, num_classes, 3)`),
+    the detections that grounded this call's names (None without name grounding), which `generate` carries to the
+    decoding steps so that the names the model writes are grounded too."""
+
+    spatial_clip_accdoa: torch.Tensor | None = None
+
+
+@dataclass
+class SpatialQwenAudioCausalLMOutputWithPast(Qwen2AudioCausalLMOutputWithPast):
+    r"""[`SpatialQwenAudioForConditionalGeneration`]'s outputs: Qwen2-Audio's, plus `spatial_clip_accdoa` as in
+    [`SpatialQwenAudioModelOutputWithPast`]."""
+
+    spatial_clip_accdoa: torch.Tensor | None = None
+
+
 # Names of the precomputed encoder outputs `forward` accepts (the fields above).
 AUDIO_ENCODER_OUTPUT_KEYS = (
     "audio_hidden_states",
@@ -752,7 +769,7 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         **kwargs,
-    ) -> Qwen2AudioModelOutputWithPast:
+    ) -> SpatialQwenAudioModelOutputWithPast:
         r"""Like `Qwen2AudioModel.forward`, plus `spatial_features` `(batch, 7, mels, frames)` and
         `spatial_attention_mask` `(batch, frames)` from [`FOAFeatureExtractor`]. `input_ids` must hold one
         `<|AUDIO|>` token per audio frame (the processor expands them).
@@ -762,7 +779,8 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
         `spatial_clip_accdoa`: the fields of [`SpatialAudioEncoderOutput`], e.g. from an embedding cache); the
         encoders are then not run. With name grounding (`config.spatial_name_token_ids`), `spatial_clip_accdoa` given
         to a call without audio tokens (continuing prompts from their cache: decoding, scoring options) grounds the
-        names in each row with that row's clip, as a single pass over prompt and continuation would.
+        names in each row with that row's clip, as a single pass over prompt and continuation would. The output
+        returns the detections that grounded the call's names, so that `generate` hands them to its decoding steps.
 
         `cache` is the key/value cache (`past_key_values` in transformers before 5.2x, whose `generate` passes it
         under that name)."""
@@ -803,8 +821,9 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
                     audio_embeds.to(inputs_embeds.device, inputs_embeds.dtype),
                 )
                 if self._grounds_names:
+                    spatial_clip_accdoa = encoded.spatial_clip_accdoa
                     inputs_embeds = inputs_embeds + self._name_grounding(
-                        input_ids, audio_token_mask.any(-1), encoded.spatial_clip_accdoa
+                        input_ids, audio_token_mask.any(-1), spatial_clip_accdoa
                     ).to(inputs_embeds.device, inputs_embeds.dtype)
             elif spatial_clip_accdoa is not None and self._grounds_names:
                 # No audio in this call: it continues prompts from their key/value cache (decoding, or scoring
@@ -821,13 +840,14 @@ class SpatialQwenAudioModel(SpatialQwenAudioPreTrainedModel):
             **{CACHE_KWARG: cache},
             **kwargs,
         )
-        return Qwen2AudioModelOutputWithPast(
+        return SpatialQwenAudioModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
             **{CACHE_KWARG: getattr(outputs, CACHE_KWARG)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             attention_mask=attention_mask,
             labels=labels,
+            spatial_clip_accdoa=spatial_clip_accdoa if self._grounds_names else None,
         )
 
     @property
@@ -915,7 +935,7 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
-    ) -> Qwen2AudioCausalLMOutputWithPast:
+    ) -> SpatialQwenAudioCausalLMOutputWithPast:
         r"""Inputs as [`SpatialQwenAudioModel.forward`]; `labels` (-100 = ignored) give the causal LM loss."""
         cache = kwargs.pop("past_key_values", cache)  # the name before transformers 5.2x (its `generate` uses it)
         outputs = self.model(
@@ -945,14 +965,23 @@ class SpatialQwenAudioForConditionalGeneration(SpatialQwenAudioPreTrainedModel, 
             loss = self.loss_function(
                 logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
             )
-        return Qwen2AudioCausalLMOutputWithPast(
+        return SpatialQwenAudioCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
             **{CACHE_KWARG: getattr(outputs, CACHE_KWARG)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             attention_mask=attention_mask,
+            spatial_clip_accdoa=outputs.spatial_clip_accdoa,
         )
+
+    def _update_model_kwargs_for_generation(self, outputs: ModelOutput, model_kwargs: dict, *args, **kwargs) -> dict:
+        # The first step's detections (computed from the audio features, or given) ground the names decoded later:
+        # the decoding steps hold no audio tokens to compute them from.
+        model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
+        if getattr(outputs, "spatial_clip_accdoa", None) is not None:
+            model_kwargs["spatial_clip_accdoa"] = outputs.spatial_clip_accdoa
+        return model_kwargs
 
 
 __all__ = [
@@ -964,8 +993,10 @@ __all__ = [
     "SpatialEncoder",
     "SpatialEncoderOutput",
     "SpatialHybridProjector",
+    "SpatialQwenAudioCausalLMOutputWithPast",
     "SpatialQwenAudioForConditionalGeneration",
     "SpatialQwenAudioModel",
+    "SpatialQwenAudioModelOutputWithPast",
     "SpatialQwenAudioPreTrainedModel",
     "name_token_mask",
 ]
