@@ -311,7 +311,7 @@ def test_name_grounding_adds_the_named_class_detection_to_its_name(grounded, cli
     with torch.no_grad():
         projector.name_grounding[-1].weight.normal_(generator=torch.Generator().manual_seed(3))
         encoded = model.model.encode_audio(**{k: v for k, v in batch.items() if "feature" in k or "spatial" in k})
-        expected = projector.name_grounding(encoded.spatial_clip_accdoa[:, 0])  # each clip's dog detection
+        expected = projector.name_embeddings(encoded.spatial_clip_accdoa)[:, 0]  # each clip's dog detection
     assert not torch.equal(logits_of(model, batch), logits_of(without, batch))
     # Given as an embedding cache would give them, the encoders' outputs ground the names the same way.
     cached = {key: getattr(encoded, key) for key in AUDIO_ENCODER_OUTPUT_KEYS}
@@ -333,6 +333,26 @@ def test_name_grounding_adds_the_named_class_detection_to_its_name(grounded, cli
     finally:
         model.set_audio_branches()
         without.set_audio_branches()
+
+
+def test_a_weak_detection_grounds_its_direction_as_clearly_as_a_confident_one(grounded):
+    # The readout reads a detection's direction whatever its norm; fed the raw vector, the grounding MLP passed a
+    # weakly detected sound's direction on scaled down by its confidence, and the language model answered those
+    # items at chance.
+    projector = copy.deepcopy(grounded[0].model.spatial_projector)
+    with torch.no_grad():
+        projector.name_grounding[-1].weight.normal_(generator=torch.Generator().manual_seed(3))
+    left, behind = torch.tensor([[[0.0, 1.0, 0.0]]]), torch.tensor([[[-1.0, 0.0, 0.0]]])
+
+    def spread(confidence: float) -> float:
+        """How far apart the grounding of a sound to the left and of one behind lie, at that confidence."""
+        embeddings = projector.name_embeddings(torch.cat([left, behind]) * confidence)
+        return float((embeddings[0] - embeddings[1]).norm())
+
+    with torch.no_grad():
+        assert spread(0.05) > 0.5 * spread(1.0) > 0
+        never_detected = projector.name_embeddings(torch.zeros(1, 1, 3))
+        torch.testing.assert_close(never_detected, projector.name_grounding(torch.zeros(1, 1, 4)))
 
 
 def test_names_continued_from_the_cache_are_grounded_as_in_one_pass(grounded, clips):

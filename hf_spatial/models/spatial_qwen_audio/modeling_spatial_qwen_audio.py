@@ -442,8 +442,10 @@ class SpatialHybridProjector(nn.Module):
         # Name grounding: each class's detection, added to the tokens that name the class in the text (see
         # `ground_names`). Otherwise the language model must learn to match a question's words to the audio tokens
         # of the sound they name; carried on the name itself, that sound's direction is read as a lone sound's is.
+        # It reads a detection as its direction (unit vector) and its confidence (norm) apart: fed the raw vector, a
+        # weakly detected sound's direction reached the language model scaled down by its confidence.
         self.name_grounding = nn.Sequential(
-            nn.Linear(3, expert_size), nn.GELU(), ZeroInitLinear(expert_size, text_size)
+            nn.Linear(4, expert_size), nn.GELU(), ZeroInitLinear(expert_size, text_size)
         )
 
     def forward(
@@ -481,11 +483,19 @@ class SpatialHybridProjector(nn.Module):
         direction = direction + self.detections_output(detections)
         return self.output(self.bottleneck(self.norm(torch.cat(experts, dim=-1)))) + direction
 
+    def name_embeddings(self, clip_accdoa: torch.Tensor) -> torch.Tensor:
+        """What a class's name carries `(batch, classes, text hidden size)`: each class's detection (`clip_accdoa`
+        `(batch, classes, 3)`) as its direction (unit vector; zero where never detected) and its confidence (norm)
+        through the grounding MLP."""
+        detection = clip_accdoa.to(self.name_grounding[0].weight.dtype)
+        confidence = detection.norm(dim=-1, keepdim=True)
+        direction = detection / confidence.clamp_min(1e-6)
+        return self.name_grounding(torch.cat([direction, confidence], dim=-1))
+
     def ground_names(self, name_mask: torch.Tensor, clip_accdoa: torch.Tensor) -> torch.Tensor:
         """The grounding `(batch, seq, text hidden size)` to add to the token embeddings: at the tokens where
-        `name_mask` `(batch, seq, classes)` says a class is named, that class's detection (`clip_accdoa`
-        `(batch, classes, 3)`) through the grounding MLP."""
-        grounding = self.name_grounding(clip_accdoa.to(self.name_grounding[0].weight.dtype))
+        `name_mask` `(batch, seq, classes)` says a class is named, that class's `name_embeddings`."""
+        grounding = self.name_embeddings(clip_accdoa)
         return torch.einsum("btc,bch->bth", name_mask.to(grounding.dtype), grounding)
 
 
