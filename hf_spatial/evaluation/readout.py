@@ -2,12 +2,14 @@
 language model.
 
 The encoder's detections are read as one vector per class (`clip_accdoa`: the slots' presence x class probability x
-direction, summed over slots; what the projector hands the language model). A sound the question names is placed
-along its class's vector, and the item is answered for the scene with those directions by the tasks' own solvers
-(`tasks.solving.answer_for_scene`); a question asking which sound is in a sector picks the option sound whose vector
-points furthest into the sector. Only what the question says is used: the sounds it names and its options, never
-which sounds the scene holds, how many, or where. So unlike the intensity oracle this is a fair line on scenes with
-several sources, and beside the model it shows how much of what its encoder hears its language model reads.
+direction, summed over slots; what the projector hands the language model) and one distance per class
+(`clip_distance`: the slots' distances, weighted alike). A sound the question names is placed along its class's
+vector at its class's distance (where A is relative to B depends on both), and the item is answered for the scene
+so estimated by the tasks' own solvers (`tasks.solving.answer_for_scene`); a question asking which sound is in a
+sector picks the option sound whose vector points furthest into the sector. Only what the question says is used:
+the sounds it names and its options, never which sounds the scene holds, how many, where, or how far. So unlike the
+intensity oracle this is a fair line on scenes with several sources, and beside the model it shows how much of what
+its encoder hears its language model reads.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -25,7 +27,7 @@ import hf_spatial  # noqa: F401  (registers the Auto classes the model loads wit
 from hf_spatial.conventions import SAMPLE_RATE, cartesian_to_spherical, unit_vector
 from hf_spatial.evaluation.controls import Request
 from hf_spatial.models.audio_cache import clip_key
-from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import clip_accdoa
+from hf_spatial.models.spatial_qwen_audio.modeling_spatial_qwen_audio import clip_accdoa, clip_distance
 from hf_spatial.tasks.level2 import SECTOR_CENTRE_DEG
 from hf_spatial.tasks.parsing import option_texts
 from hf_spatial.tasks.solving import answer_for_scene, item_params, scene_with_directions
@@ -49,6 +51,14 @@ SOUND_IN_SECTOR_TASK = "l2_source_at_direction"
 NAMED_SOURCE_PARAMS = ("source", "a", "b")
 
 
+class Detections(NamedTuple):
+    """One clip's detections per class: `vectors` `(classes, 3)` (`clip_accdoa`) and `distances` `(classes,)`
+    (`clip_distance`)."""
+
+    vectors: np.ndarray
+    distances: np.ndarray
+
+
 class EncoderReadout:
     """Answers direction questions from the spatial encoder's per-class detections of a SpatialQwenAudio model
     folder (see the module docstring); a sound the encoder has no class for, or never detects, has no direction and
@@ -70,14 +80,14 @@ class EncoderReadout:
         self.class_of_phrase = {label_phrase(name): index for index, name in enumerate(class_names)}
         self.name = READOUT_NAME
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, Detections] = OrderedDict()
 
     def applies_to(self, item: dict[str, Any]) -> bool:
         return item["task"] in READOUT_TASKS and bool(item.get("scene")) and bool(item.get("params"))
 
-    def detections(self, audio: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Each clip's per-class detection vectors `(classes, 3)`; a benchmark asks several questions about one
-        scene, so the last `cache_size` clips' are kept."""
+    def detections(self, audio: Sequence[np.ndarray]) -> list[Detections]:
+        """Each clip's per-class detections; a benchmark asks several questions about one scene, so the last
+        `cache_size` clips' are kept."""
         keys = [clip_key(clip) for clip in audio]
         new = {key: clip for key, clip in zip(keys, audio, strict=True) if key not in self._cache}
         if new:
@@ -86,17 +96,21 @@ class EncoderReadout:
                 outputs = self.model.get_spatial_outputs(
                     features["spatial_features"].to(self.device), features["spatial_attention_mask"].to(self.device)
                 )
-            self._cache.update(zip(new, clip_accdoa(outputs).float().cpu().numpy(), strict=True))
+            vectors, distances = (
+                clip_accdoa(outputs).float().cpu().numpy(),
+                clip_distance(outputs).float().cpu().numpy(),
+            )
+            self._cache.update(zip(new, map(Detections, vectors, distances), strict=True))
         found = [self._cache[key] for key in keys]
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return found
 
-    def detection(self, detections: np.ndarray, phrase: str) -> np.ndarray | None:
-        """The detection vector of the sound called `phrase`; None when the encoder has no class for it or never
-        detects it."""
+    def detected_class(self, detections: Detections, phrase: str) -> int | None:
+        """The class index of the sound called `phrase`; None when the encoder has no class for it or never detects
+        it."""
         index = self.class_of_phrase.get(phrase)
-        return None if index is None or not np.any(detections[index]) else detections[index]
+        return None if index is None or not np.any(detections.vectors[index]) else index
 
     def predict(self, requests: Sequence[Request]) -> list[str]:
         if any(request.scene is None or request.audio is None for request in requests):
@@ -104,29 +118,30 @@ class EncoderReadout:
         vectors = self.detections([request.audio for request in requests])
         return [self.answer(request, clip) for request, clip in zip(requests, vectors, strict=True)]
 
-    def answer(self, request: Request, detections: np.ndarray) -> str:
-        """The letter answering `request` from one clip's detections `(classes, 3)`, or "" when a named sound has
-        no detection."""
+    def answer(self, request: Request, detections: Detections) -> str:
+        """The letter answering `request` from one clip's detections, or "" when a named sound has none."""
         item = request.item
         if item["task"] == SOUND_IN_SECTOR_TASK:
             centre = unit_vector(SECTOR_CENTRE_DEG[item_params(item)["sector"]], 0.0)
             reach = {
-                letter: float(vector @ centre)
+                letter: float(detections.vectors[index] @ centre)
                 for letter, text in option_texts(item).items()
-                if (vector := self.detection(detections, text)) is not None
+                if (index := self.detected_class(detections, text)) is not None
             }
             return max(reach, key=reach.get) if reach else ""
         params, sources = item_params(item), request.scene.sources
-        # The named sounds go where the encoder hears them; the others straight ahead (their true directions are
-        # ground truth, and the solvers of READOUT_TASKS read only the named sounds).
-        directions = [(0.0, 0.0)] * len(sources)
-        for index in {params[key] for key in NAMED_SOURCE_PARAMS if key in params}:
-            vector = self.detection(detections, label_phrase(sources[index].label))
-            if vector is None:
+        # The named sounds go where the encoder hears them; the others straight ahead at 1 m (their true positions
+        # are ground truth, and the solvers of READOUT_TASKS read only the named sounds).
+        directions, distances = [(0.0, 0.0)] * len(sources), [1.0] * len(sources)
+        for source in {params[key] for key in NAMED_SOURCE_PARAMS if key in params}:
+            index = self.detected_class(detections, label_phrase(sources[source].label))
+            if index is None:
                 return ""
-            azimuth, elevation, _ = cartesian_to_spherical(vector)
-            directions[index] = (float(azimuth), float(elevation))
-        return answer_for_scene(item, scene_with_directions(request.scene, directions), strict=False) or ""
+            azimuth, elevation, _ = cartesian_to_spherical(detections.vectors[index])
+            directions[source] = (float(azimuth), float(elevation))
+            distances[source] = float(detections.distances[index])
+        estimated = scene_with_directions(request.scene, directions, distances)
+        return answer_for_scene(item, estimated, strict=False) or ""
 
 
-__all__ = ["READOUT_NAME", "READOUT_TASKS", "EncoderReadout"]
+__all__ = ["READOUT_NAME", "READOUT_TASKS", "Detections", "EncoderReadout"]

@@ -78,12 +78,16 @@ def answer_for_scene(item: Mapping[str, Any], scene: SceneSpec, *, strict: bool 
     return distances[0][1]
 
 
-def _with_source_directions(scene: SceneSpec, directions: Sequence[tuple[float, float]]) -> SceneSpec:
+def _with_source_directions(
+    scene: SceneSpec, directions: Sequence[tuple[float, float]], distances: Sequence[float] | None = None
+) -> SceneSpec:
     # Copied without re-validation: a source moved to another direction may fall outside the room's walls, which
     # does not matter to questions about directions as heard by the listener.
     modified = copy.deepcopy(scene)
-    for source, (azimuth, elevation) in zip(modified.sources, directions, strict=True):
+    for index, (source, (azimuth, elevation)) in enumerate(zip(modified.sources, directions, strict=True)):
         source.azimuth, source.elevation = float(azimuth), float(elevation)
+        if distances is not None:
+            source.distance = float(distances[index])
     return modified
 
 
@@ -94,11 +98,15 @@ def rotate_scene(scene: SceneSpec, angle_deg: float) -> SceneSpec:
     )
 
 
-def scene_with_directions(scene: SceneSpec, directions: Sequence[tuple[float, float]]) -> SceneSpec:
-    """`scene` with source i at (azimuth, elevation) `directions[i]` (e.g. a localiser's estimates); rest unchanged."""
-    if len(directions) != len(scene.sources):
-        raise ValueError(f"Need one direction per source ({len(scene.sources)}), got {len(directions)}.")
-    return _with_source_directions(scene, directions)
+def scene_with_directions(
+    scene: SceneSpec, directions: Sequence[tuple[float, float]], distances: Sequence[float] | None = None
+) -> SceneSpec:
+    """`scene` with source i at (azimuth, elevation) `directions[i]` (e.g. a localiser's estimates) and, when given,
+    `distances[i]` metres away (where A is relative to B depends on both); rest unchanged."""
+    for name, values in (("direction", directions), ("distance", distances)):
+        if values is not None and len(values) != len(scene.sources):
+            raise ValueError(f"Need one {name} per source ({len(scene.sources)}), got {len(values)}.")
+    return _with_source_directions(scene, directions, distances)
 
 
 def direction_tasks() -> list[str]:

@@ -242,11 +242,22 @@ class _ConformerBlock(nn.Module):
         return self.final_norm(hidden) * keep
 
 
+def _slot_class_weights(spatial: SpatialEncoderOutput) -> torch.Tensor:
+    """`(batch, slots, num_classes)`: each slot's presence probability x class probability."""
+    return torch.sigmoid(spatial.slot_presence_logits)[..., None] * spatial.slot_class_logits.softmax(-1)
+
+
 def clip_accdoa(spatial: SpatialEncoderOutput) -> torch.Tensor:
     """The slots' detections as one ACCDOA vector per class `(batch, num_classes, 3)`: the sum over slots of
     presence probability x class probability x unit direction."""
-    weights = torch.sigmoid(spatial.slot_presence_logits)[..., None] * spatial.slot_class_logits.softmax(-1)
-    return torch.einsum("bsc,bsx->bcx", weights, spatial.slot_direction)
+    return torch.einsum("bsc,bsx->bcx", _slot_class_weights(spatial), spatial.slot_direction)
+
+
+def clip_distance(spatial: SpatialEncoderOutput) -> torch.Tensor:
+    """The slots' distance estimate per class `(batch, num_classes)` in metres: their distances weighted as
+    `clip_accdoa` weights their directions."""
+    weights = _slot_class_weights(spatial)
+    return torch.einsum("bsc,bs->bc", weights, spatial.slot_distance) / weights.sum(1).clamp_min(1e-6)
 
 
 class SpatialEncoder(nn.Module):
