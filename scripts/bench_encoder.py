@@ -6,8 +6,9 @@ given by `--scenes`), evaluates pretrained encoders side by side (`--encoder`, d
 stage from scratch for `--minutes` of wall time (the packaged `tiny` preset, or `--config`; extra `--field value`
 arguments override it, as for `hf-spatial train`), and compares per-source direction errors on the same test scenes:
 each encoder decoded by its slots (the `k` most present, `k` the true source count) and by its dense ACCDOA map (the
-`k` most active classes), and the active-intensity estimator; all are told the source count and matched to the sources
-by the Hungarian algorithm (a localisation error). Each encoder's class-aware DCASE 2024 and 2023 SELD metrics
+`k` most active classes; an encoder whose config refines its slots' directions, `spatial_direction_refinement`,
+with and without), and the active-intensity estimator; all are told the source count and matched to the sources by
+the Hungarian algorithm (a localisation error). Each encoder's class-aware DCASE 2024 and 2023 SELD metrics
 (detections from its slots, no ground truth) follow. Targets (issue #18): one source median <= 5 deg; two sources both
 within 20 deg in >= 80% of scenes; all sources median a third below the classical estimator's; F20 >= 0.5.
 
@@ -203,6 +204,13 @@ def main() -> None:
         label = Path(encoder).name
         model, processor = build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path=encoder)
         result[f"encoder {label}"] = evaluate_encoder(model, processor.feature_extractor, test, out / label)
+        if model.config.spatial_direction_refinement:  # what the refinement adds: the same weights without it
+            model, processor = build_tiny_spatial_qwen_audio(
+                spatial_encoder_name_or_path=encoder, spatial_direction_refinement=[]
+            )
+            result[f"encoder {label} unrefined"] = evaluate_encoder(
+                model, processor.feature_extractor, test, out / f"{label}_unrefined"
+            )
     if args.minutes > 0:  # only a fresh run needs the train split
         model, extractor, record = train_fresh(load_folder(scenes_dir, "train"), args, overrides, out / "fresh")
         result["fresh"] = {**record, **evaluate_encoder(model, extractor, test, out / "fresh")}

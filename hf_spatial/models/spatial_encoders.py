@@ -42,7 +42,10 @@ ENCODER_CONFIG_KEYS = (
     "spatial_conv_kernel_size",
     "spatial_dropout",
     "spatial_num_slots",
+    "spatial_direction_refinement",
 )
+# Of those, the ones a model may set otherwise and still take the weights: no parameter depends on them.
+WEIGHT_FREE_KEYS = ("spatial_dropout", "spatial_direction_refinement")
 # `FOAFeatureExtractor` settings the encoder's inputs depend on: a model's extractor must agree.
 FEATURE_KEYS = (
     "sampling_rate",
@@ -98,7 +101,7 @@ def load_spatial_encoder(model, name_or_path: str | os.PathLike, feature_extract
     mismatched = {
         key: (getattr(model_config, key), value)
         for key, value in config["encoder"].items()
-        if key != "spatial_dropout" and _plain(getattr(model_config, key)) != _plain(value)
+        if key not in WEIGHT_FREE_KEYS and _plain(getattr(model_config, key)) != _plain(value)
     }
     if mismatched:
         raise ValueError(

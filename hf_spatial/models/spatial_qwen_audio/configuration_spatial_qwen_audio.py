@@ -53,6 +53,11 @@ class SpatialQwenAudioConfig(Qwen2AudioConfig):
         spatial_conv_kernel_size (`int`, defaults to 15): Depthwise convolution kernel of the Conformer blocks.
         spatial_dropout (`float`, defaults to 0.1): Dropout inside the spatial encoder and projector experts.
         spatial_num_slots (`int`, defaults to 3): Source slots of the auxiliary heads (max sources per scene).
+        spatial_direction_refinement (`list[float]`, defaults to `[]`):
+            Concentrations (von Mises-Fisher kappa, one per step) of the mean-shift steps that refine each slot's
+            direction on the measured per-bin intensity directions of the frames the slot is active in, slots in
+            order of presence, each discounting the bins an earlier slot explained. Parameter-free; empty: the
+            slots' directions are the pooled ACCDOA map's.
         spatial_num_classes (`int`, defaults to 13): Sound classes of the slot class head.
         spatial_class_names (`list[str]`, *optional*): Names of those classes, in head order.
         spatial_name_token_ids (`list[list[list[int]]]`, *optional*):
@@ -88,6 +93,7 @@ class SpatialQwenAudioConfig(Qwen2AudioConfig):
     spatial_conv_kernel_size: int = 15
     spatial_dropout: float | int = 0.1
     spatial_num_slots: int = 3
+    spatial_direction_refinement: list[float] | tuple[float, ...] = ()
     spatial_num_classes: int = 13
     spatial_class_names: list[str] | None = None
     spatial_name_token_ids: list[list[list[int]]] | None = None
@@ -98,6 +104,12 @@ class SpatialQwenAudioConfig(Qwen2AudioConfig):
 
     def __post_init__(self, **kwargs):
         self.spatial_conv_channels = list(self.spatial_conv_channels)
+        self.spatial_direction_refinement = [float(kappa) for kappa in self.spatial_direction_refinement]
+        if any(kappa <= 0 for kappa in self.spatial_direction_refinement):
+            raise ValueError(
+                f"spatial_direction_refinement {self.spatial_direction_refinement} must hold positive concentrations "
+                "(e.g. [10, 30, 60]; [] for none)."
+            )
         if self.spatial_class_names is not None and len(self.spatial_class_names) != self.spatial_num_classes:
             raise ValueError(
                 f"spatial_class_names has {len(self.spatial_class_names)} names but spatial_num_classes is "

@@ -78,7 +78,8 @@ class SpatialEncoderOutput(ModelOutput):
     slot_presence_logits (`(batch, S)`): logit that the slot holds a source.
     slot_class_logits (`(batch, S, num_classes)`): class logits per slot.
     slot_direction (`(batch, S, 3)`): unit direction vector (x front, y left, z up) per slot: the slot's
-        activity- and class-weighted mean of `token_accdoa`.
+        activity- and class-weighted mean of `token_accdoa`, refined on the measured intensity where the config sets
+        `spatial_direction_refinement` (`_refine_slot_directions`).
     slot_distance (`(batch, S)`): distance in metres per slot (non-negative).
     slot_activity_logits (`(batch, S, N)`): logit that the slot's source is active at each token (onset/offset).
     count_logits (`(batch, S + 1)`): number of sources, 0..S.
@@ -306,6 +307,7 @@ class SpatialEncoder(nn.Module):
         self.activity_key = nn.Linear(width, width)
         self.count_head = nn.Linear(width, config.spatial_num_slots + 1)
         self.rt60_head = nn.Linear(width, 1)
+        self.direction_refinement = tuple(config.spatial_direction_refinement)
 
     def forward(self, spatial_features: torch.Tensor, spatial_attention_mask: torch.Tensor) -> SpatialEncoderOutput:
         hidden = spatial_features.to(self.input_proj.weight.dtype)
@@ -348,13 +350,20 @@ class SpatialEncoder(nn.Module):
         # chooses when (activity) and what (class) to read. Regressing directions from the slot vectors instead
         # let the slots settle on fixed directions that the matching then picked from (median error ~90 deg).
         slot_direction = torch.einsum("bsn,bsc,bncx->bsx", torch.sigmoid(activity), class_logits.softmax(-1), accdoa)
+        slot_direction = F.normalize(slot_direction, dim=-1)
+        presence_logits = self.presence_head(slots).squeeze(-1)
+        if self.direction_refinement:
+            slot_direction = _refine_slot_directions(
+                slot_direction, presence_logits, activity, spatial_features.to(hidden.dtype),
+                spatial_attention_mask, self.direction_refinement,
+            )  # fmt: skip
         return SpatialEncoderOutput(
             last_hidden_state=hidden,
             pooled_output=pooled,
             attention_mask=token_mask.long(),
-            slot_presence_logits=self.presence_head(slots).squeeze(-1),
+            slot_presence_logits=presence_logits,
             slot_class_logits=class_logits,
-            slot_direction=F.normalize(slot_direction, dim=-1),
+            slot_direction=slot_direction,
             slot_distance=F.softplus(self.distance_head(slots)).squeeze(-1),
             slot_activity_logits=activity,
             count_logits=self.count_head(pooled),
@@ -393,6 +402,70 @@ def _pooled_intensity(
     )  # (batch, tokens, classes, bands, k)
     weights = log_weights.flatten(3).softmax(-1)
     return torch.einsum("bnck,bnxk->bncx", weights, intensity.flatten(3))
+
+
+# Direction refinement (`_refine_slot_directions`). A bin's weight grows with the W power to this exponent (loud bins
+# count more, yet one source's loud onset does not drown the rest) and with its intensity norm to this exponent (near
+# 1 for a plane wave, small in diffuse or overlapped sound: the classical estimator's diffuseness gate, made soft).
+_REFINEMENT_POWER_EXPONENT = 0.25
+_REFINEMENT_DIRECTNESS_EXPONENT = 2.0
+# Bins within about 15 degrees of an earlier (present) slot's refined direction count that much less for later slots,
+# and a slot that starts within 20 degrees of one restarts from the heaviest bin left: two slots that read the same
+# frames would otherwise settle on one source.
+_REFINEMENT_EXPLAINED_CONCENTRATION = 30.0
+_REFINEMENT_RESTART_COSINE = math.cos(math.radians(20.0))
+
+
+def _refine_slot_directions(
+    slot_direction: torch.Tensor,
+    presence_logits: torch.Tensor,
+    activity_logits: torch.Tensor,
+    spatial_features: torch.Tensor,
+    frame_mask: torch.Tensor,
+    concentrations: tuple[float, ...],
+) -> torch.Tensor:
+    """Each slot's direction `(batch, S, 3)` moved by mean-shift steps on the sphere to the mode of the measured
+    intensity directions of its frames: per step, the unit intensity directions of all (band, frame) bins averaged
+    with weights bin power x directness x the slot's activity at the frame x exp(kappa (cos(bin, direction) - 1)),
+    kappa growing over the steps. Pooled maps average every bin the slot reads, so a second source or reflections pull
+    the estimate off the source; the kernel keeps only the bins around it. Slots go in order of presence, each
+    discounting the bins the earlier ones explained."""
+    log_power = spatial_features[:, 0] * (4.0 * math.log(10.0))  # nats, as in `_pooled_intensity`
+    intensity = spatial_features[:, 4:7]  # (batch, 3, bands, frames)
+    norm = intensity.norm(dim=1)
+    unit = intensity / norm.clamp_min(1e-6)[:, None]
+    frames_per_token = spatial_features.shape[-1] // activity_logits.shape[-1]
+    bin_log_weight = (
+        _REFINEMENT_POWER_EXPONENT * (log_power - log_power.amax(dim=(1, 2), keepdim=True))
+        + _REFINEMENT_DIRECTNESS_EXPONENT * torch.log(norm + 1e-3)
+    ).masked_fill(~frame_mask.bool()[:, None, :], -1e4)  # (batch, bands, frames)
+    slot_log_activity = F.logsigmoid(activity_logits).repeat_interleave(frames_per_token, dim=-1)  # (batch, S, frames)
+    presence = torch.sigmoid(presence_logits)
+    order = torch.argsort(presence_logits, dim=1, descending=True)
+    rows = torch.arange(slot_direction.shape[0], device=slot_direction.device)
+    refined, found = [None] * slot_direction.shape[1], []
+    unexplained = torch.zeros_like(bin_log_weight)  # log of the share of each bin earlier slots left unexplained
+    for rank in range(slot_direction.shape[1]):
+        slot = order[:, rank]
+        direction = slot_direction[rows, slot]
+        log_weight = bin_log_weight + slot_log_activity[rows, slot][:, None, :] + unexplained
+        if found:
+            taken = torch.stack([(direction * other).sum(-1) for other in found], -1).amax(-1)
+            heaviest = unit.flatten(2)[rows, :, log_weight.flatten(1).argmax(-1)]
+            direction = torch.where((taken > _REFINEMENT_RESTART_COSINE)[:, None], heaviest, direction)
+        for kappa in concentrations:
+            cosine = torch.einsum("bx,bxft->bft", direction, unit)
+            weights = (log_weight + kappa * (cosine - 1.0)).flatten(1).softmax(-1).view_as(log_weight)
+            direction = F.normalize(torch.einsum("bft,bxft->bx", weights, unit), dim=-1)
+        found.append(direction)
+        cosine = torch.einsum("bx,bxft->bft", direction, unit)
+        near = torch.exp(_REFINEMENT_EXPLAINED_CONCENTRATION * (cosine - 1.0))
+        explained = near * presence[rows, slot][:, None, None]
+        unexplained = unexplained + torch.log1p(-explained.clamp(max=1.0 - 1e-4))
+        refined[rank] = direction
+    # Back from presence order to slot order.
+    by_rank = torch.stack(refined, dim=1)  # (batch, S, 3), rank-major
+    return torch.empty_like(by_rank).scatter_(1, order[..., None].expand_as(by_rank), by_rank)
 
 
 def _time_pooling(frames_per_token: int, num_blocks: int) -> list[int]:
