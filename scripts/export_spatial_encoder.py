@@ -21,6 +21,12 @@ from hf_spatial.models.spatial_encoders import save_spatial_encoder
 from hf_spatial.training.records import STAGES_FILE
 
 RECIPE = "hf_spatial/training/configs/pretrain_encoder.yaml"
+REFINEMENT = (
+    "Its slots' directions are refined on the measured intensity: mean-shift steps (concentrations {} in "
+    "config.json, `spatial_direction_refinement`) move each slot's direction to the mode of the per-bin intensity "
+    "directions of the frames it is active in. No weight depends on it: a model built with "
+    "`spatial_direction_refinement=[]` reads the same weights without it (the bench shows both)."
+)
 
 
 def card(model, model_dir: Path, benches: list[Path], initialised_from: str | None = None) -> str:
@@ -52,6 +58,11 @@ def card(model, model_dir: Path, benches: list[Path], initialised_from: str | No
         "`build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path='shipped')`, "
         "`build_pretrained_spatial_qwen_audio(...)` (the default) or `load_spatial_encoder(model, 'shipped')`; a model "
         "with other classes gets the rows of the classes they share and trains the rest in its encoder stage.",
+        *(
+            ["", REFINEMENT.format(list(model.config.spatial_direction_refinement))]
+            if model.config.spatial_direction_refinement
+            else []
+        ),
         "",
         "## Training",
         "",
