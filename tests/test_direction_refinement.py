@@ -109,3 +109,26 @@ def test_the_shipped_encoder_hears_directions_better_with_refinement(simulated):
 def test_concentrations_must_be_positive():
     with pytest.raises(ValueError, match="positive concentrations"):
         SpatialQwenAudioConfig(spatial_direction_refinement=[10.0, 0.0])
+
+
+def test_refined_directions_train_the_slots_with_finite_gradients():
+    """The encoder stage trains through the refinement: its gradients differ from the unrefined encoder's, reach the
+    slot activity (which frames a slot reads) and stay finite on padded frames (a shorter clip in the batch)."""
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal((4, n))).astype(np.float32) for n in (48000, 30000)]
+
+    def gradients(concentrations):
+        model, processor = build_tiny_spatial_qwen_audio(
+            window_seconds=2, spatial_direction_refinement=list(concentrations)
+        )
+        features = processor.feature_extractor.extract_spatial(clips, SAMPLE_RATE, return_tensors="pt")
+        encoder = model.model.spatial_encoder.train()
+        torch.manual_seed(0)  # the same dropout masks in both
+        outputs = encoder(features["spatial_features"], features["spatial_attention_mask"])
+        outputs.slot_direction[..., 0].sum().backward()
+        return {name: p.grad for name, p in encoder.named_parameters() if p.grad is not None}
+
+    refined, unrefined = gradients(CONCENTRATIONS), gradients(())
+    assert all(torch.isfinite(gradient).all() for gradient in refined.values())
+    assert refined["activity_query.weight"].abs().sum() > 0
+    assert not torch.allclose(refined["activity_query.weight"], unrefined["activity_query.weight"])
