@@ -7,8 +7,9 @@ stage from scratch for `--minutes` of wall time (the packaged `tiny` preset, or 
 arguments override it, as for `hf-spatial train`), and compares per-source direction errors on the same test scenes:
 each encoder decoded by its slots (the `k` most present, `k` the true source count) and by its dense ACCDOA map (the
 `k` most active classes; an encoder whose config refines its slots' directions, `spatial_direction_refinement`,
-with and without), and the active-intensity estimator; all are told the source count and matched to the sources by
-the Hungarian algorithm (a localisation error). Each encoder's class-aware DCASE 2024 and 2023 SELD metrics
+with and without; a fresh run trained without it, also decoded with the shipped encoder's setting), and the
+active-intensity estimator; all are told the source count and matched to the sources by the Hungarian algorithm (a
+localisation error). Each encoder's class-aware DCASE 2024 and 2023 SELD metrics
 (detections from its slots, no ground truth) follow. Targets (issue #18): one source median <= 5 deg; two sources both
 within 20 deg in >= 80% of scenes; all sources median a third below the classical estimator's; F20 >= 0.5.
 
@@ -18,6 +19,7 @@ within 20 deg in >= 80% of scenes; all sources median a third below the classica
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -34,6 +36,7 @@ from hf_spatial.data.dcase_csv import write_dcase_csv
 from hf_spatial.data.folders import load_folder
 from hf_spatial.data.simulate import simulate
 from hf_spatial.evaluation.baselines import match_directions
+from hf_spatial.models.spatial_encoders import SHIPPED_SPATIAL_ENCODER, spatial_encoder_config
 from hf_spatial.models.tiny import build_tiny_spatial_qwen_audio
 from hf_spatial.seld.labels import predicted_labels, reference_labels
 from hf_spatial.seld.metrics import evaluate_csv_folders
@@ -68,6 +71,20 @@ def encoder_directions(outputs, scenes: list[SceneSpec]) -> dict[str, list[list[
             az, el, _ = cartesian_to_spherical(vectors.numpy().astype(np.float64))
             estimates[name].append(list(zip(np.atleast_1d(az).tolist(), np.atleast_1d(el).tolist(), strict=True)))
     return estimates
+
+
+def with_direction_refinement(model, concentrations: list[float]):
+    """`model` with its slots' directions refined with `concentrations` (`[]`: not refined): the same weights, as the
+    refinement has none."""
+    config = copy.deepcopy(model.config)
+    config.spatial_direction_refinement = list(concentrations)
+    twin = type(model)(config)
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
+def shipped_refinement() -> list[float]:
+    return spatial_encoder_config(SHIPPED_SPATIAL_ENCODER)["encoder"]["spatial_direction_refinement"]
 
 
 def errors(scene: SceneSpec, estimates) -> list[float]:
@@ -205,15 +222,15 @@ def main() -> None:
         model, processor = build_tiny_spatial_qwen_audio(spatial_encoder_name_or_path=encoder)
         result[f"encoder {label}"] = evaluate_encoder(model, processor.feature_extractor, test, out / label)
         if model.config.spatial_direction_refinement:  # what the refinement adds: the same weights without it
-            model, processor = build_tiny_spatial_qwen_audio(
-                spatial_encoder_name_or_path=encoder, spatial_direction_refinement=[]
-            )
             result[f"encoder {label} unrefined"] = evaluate_encoder(
-                model, processor.feature_extractor, test, out / f"{label}_unrefined"
+                with_direction_refinement(model, []), processor.feature_extractor, test, out / f"{label}_unrefined"
             )
     if args.minutes > 0:  # only a fresh run needs the train split
         model, extractor, record = train_fresh(load_folder(scenes_dir, "train"), args, overrides, out / "fresh")
         result["fresh"] = {**record, **evaluate_encoder(model, extractor, test, out / "fresh")}
+        if not model.config.spatial_direction_refinement:  # trained without it; decoded with the shipped setting
+            refined = with_direction_refinement(model, shipped_refinement())
+            result["fresh refined"] = {**record, **evaluate_encoder(refined, extractor, test, out / "fresh_refined")}
 
     table = "\n".join(table_lines(result))
     print(table)
@@ -231,9 +248,9 @@ def table_lines(result: dict) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     rows = [("active intensity (classical, no ground truth)", result["intensity"], None)]
-    for name in [key for key in result if key.startswith("encoder") or key == "fresh"]:
+    for name in [key for key in result if key.startswith(("encoder", "fresh"))]:
         seld = result[name]["seld"]["2024"]
-        label = f"{name} run ({result[name]['steps']} steps)" if name == "fresh" else name
+        label = f"fresh run ({result[name]['steps']} steps){name[5:]}" if name.startswith("fresh") else name
         rows += [(f"{label}, slots", result[name]["slots"], seld), (f"{label}, ACCDOA", result[name]["accdoa"], None)]
     for label, s, seld in rows:
         low, high = s["two_sources_wilson95"]
