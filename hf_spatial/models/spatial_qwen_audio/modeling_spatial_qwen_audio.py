@@ -323,7 +323,8 @@ class SpatialEncoder(nn.Module):
             frame_mask = frame_mask[:, ::pool]
         token_mask = frame_mask
         hidden = hidden.flatten(1, 2).transpose(1, 2)  # (batch, tokens, channels * freq)
-        broadband = _pooled_intensity(spatial_features.to(hidden.dtype), self.frames_per_token)
+        spatial_features = spatial_features.to(hidden.dtype)
+        broadband = _pooled_intensity(spatial_features, self.frames_per_token)
         hidden = self.input_norm(self.input_proj(torch.cat([hidden, broadband], dim=-1)))
         for layer in self.layers:
             hidden = layer(hidden, token_mask)
@@ -342,7 +343,7 @@ class SpatialEncoder(nn.Module):
         correction = self.accdoa_correction_head(hidden).unflatten(-1, (-1, 3))  # (batch, tokens, classes, 3)
         band_logits = self.accdoa_band_head(hidden).unflatten(-1, (len(self.accdoa_directness), -1))
         pooled_intensity = _pooled_intensity(
-            spatial_features.to(hidden.dtype), self.frames_per_token, band_logits, self.accdoa_directness
+            spatial_features, self.frames_per_token, band_logits, self.accdoa_directness
         )
         accdoa = class_activity * pooled_intensity + correction
         class_logits = self.class_head(slots)
@@ -354,8 +355,8 @@ class SpatialEncoder(nn.Module):
         presence_logits = self.presence_head(slots).squeeze(-1)
         if self.direction_refinement:
             slot_direction = _refine_slot_directions(
-                slot_direction, presence_logits, activity, spatial_features.to(hidden.dtype),
-                spatial_attention_mask, self.direction_refinement,
+                slot_direction, presence_logits, activity, spatial_features, spatial_attention_mask,
+                self.direction_refinement,
             )  # fmt: skip
         return SpatialEncoderOutput(
             last_hidden_state=hidden,
@@ -378,6 +379,12 @@ def _vector_norm(vectors: torch.Tensor, dim: int) -> torch.Tensor:
     return vectors.square().sum(dim=dim).clamp_min(1e-24).sqrt()
 
 
+def _w_log_power(spatial_features: torch.Tensor) -> torch.Tensor:
+    """W's band log-power in nats `(batch, bands, frames)` up to a constant: FOAFeatureExtractor's Whisper-style
+    scaling (log10(power) + 4) / 4 of channel 0 undone, so a softmax over it weights bins by power."""
+    return spatial_features[:, 0] * (4.0 * math.log(10.0))
+
+
 def _pooled_intensity(
     spatial_features: torch.Tensor,
     frames_per_token: int,
@@ -393,8 +400,7 @@ def _pooled_intensity(
     `(batch, tokens, classes, 3)`: the log-weights add the class's band logits and `directness` times the log of the
     bin's intensity norm (near 1 for a plane wave, small in diffuse sound), so a class can pool the bins it dominates,
     as the classical estimator keeps the direct bins; a convex combination of measured directions either way."""
-    # Undo FOAFeatureExtractor's Whisper-style scaling (log10(power) + 4) / 4 of channel 0 (W): log-weights in nats.
-    log_power = spatial_features[:, 0] * (4.0 * math.log(10.0))  # (batch, bands, frames)
+    log_power = _w_log_power(spatial_features)  # (batch, bands, frames)
     batch, bands, frames = log_power.shape
     tokens = frames // frames_per_token
     log_weights = log_power.view(batch, bands, tokens, frames_per_token).transpose(1, 2)  # (batch, tokens, bands, k)
@@ -436,7 +442,7 @@ def _refine_slot_directions(
     kappa growing over the steps. Pooled maps average every bin the slot reads, so a second source or reflections pull
     the estimate off the source; the kernel keeps only the bins around it. Slots go in order of presence, each
     discounting the bins the earlier ones explained."""
-    log_power = spatial_features[:, 0] * (4.0 * math.log(10.0))  # nats, as in `_pooled_intensity`
+    log_power = _w_log_power(spatial_features)
     intensity = spatial_features[:, 4:7]  # (batch, 3, bands, frames)
     norm = _vector_norm(intensity, dim=1)
     unit = intensity / norm.clamp_min(1e-6)[:, None]
@@ -464,6 +470,8 @@ def _refine_slot_directions(
             weights = (log_weight + kappa * (cosine - 1.0)).flatten(1).softmax(-1).view_as(log_weight)
             direction = F.normalize(torch.einsum("bft,bxft->bx", weights, unit), dim=-1)
         found.append(direction)
+        if rank + 1 == slot_direction.shape[1]:
+            break  # no later slot to discount bins for
         cosine = torch.einsum("bx,bxft->bft", direction, unit)
         near = torch.exp(_REFINEMENT_EXPLAINED_CONCENTRATION * (cosine - 1.0))
         explained = near * presence[rows, slot][:, None, None]
